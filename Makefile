@@ -1,0 +1,150 @@
+# libnetx - a small socket library that follows the steps of network
+# programming. GNU make.
+#
+#   make                    build/libnetx.a, build/libnetx.so (+ examples)
+#   make test               unit and end-to-end tests (installs cmocka if it can)
+#   make SANITIZE=1 test    the same under AddressSanitizer + UBSan
+#   make SANITIZE=thread test   the same under ThreadSanitizer
+#   make install            PREFIX=/usr/local DESTDIR= LIBDIR= INCLUDEDIR= MANDIR=
+#   make uninstall, make clean, make format
+#
+# Your CFLAGS and LDFLAGS are used as given; the flags libnetx needs live in
+# NETX_CFLAGS and are added to them.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+LDFLAGS ?=
+AR      ?= ar
+
+PREFIX       ?= /usr/local
+EXEC_PREFIX  ?= $(PREFIX)
+LIBDIR       ?= $(EXEC_PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+MANDIR       ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR      ?=
+
+VERSION := 0.1.0
+SOMAJOR := 0
+
+# Each sanitizer build gets a tree of its own, so objects built with
+# different flags never mix.
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+  BUILD ?= build
+  SAN_FLAGS :=
+else ifeq ($(SANITIZE),thread)
+  BUILD ?= build/tsan
+  SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+else
+  BUILD ?= build/asan
+  SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+
+NETX_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic \
+               -fPIC -fvisibility=hidden -Iinclude -MMD -MP $(SAN_FLAGS)
+NETX_LDFLAGS := $(SAN_FLAGS)
+
+UNAME_S := $(shell uname -s)
+ifeq ($(UNAME_S),Darwin)
+  SHARED_NAME := libnetx.$(SOMAJOR).dylib
+  SHARED_LINK := libnetx.dylib
+  SHARED_FLAGS := -dynamiclib -install_name $(LIBDIR)/$(SHARED_NAME)
+  SHARED_REAL := $(SHARED_NAME)
+else
+  SHARED_NAME := libnetx.so.$(SOMAJOR)
+  SHARED_LINK := libnetx.so
+  SHARED_REAL := libnetx.so.$(VERSION)
+  SHARED_FLAGS := -shared -Wl,-soname,$(SHARED_NAME)
+endif
+
+# The library, in the order the article teaches.
+LIB_SRC := src/error.c src/trace.c src/addr.c src/socket.c src/tcp.c \
+           src/udp.c src/io.c src/reader.c
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+STATIC  := $(BUILD)/libnetx.a
+SHARED  := $(BUILD)/$(SHARED_REAL)
+
+# Tests: one cmocka binary per module, linked with the static library and
+# the fault-injection shims (tests/fault.c) through the linker's --wrap.
+TEST_NAMES   := tcp
+TEST_BINS    := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
+TEST_SUPPORT := $(BUILD)/tests/obj/support.o $(BUILD)/tests/obj/fault.o
+WRAPPED      := send recvmsg sendto connect accept4 poll close
+TEST_CFLAGS   = -U_FORTIFY_SOURCE -Isrc $(CMOCKA_CFLAGS)
+TEST_LDLIBS   = $(CMOCKA_LIBS) -lpthread
+TEST_WRAP    := $(foreach f,$(WRAPPED),-Wl,--wrap=$(f))
+CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+.PHONY: all lib test check deps install uninstall clean format pc FORCE
+
+all: lib
+
+lib: $(STATIC) $(BUILD)/$(SHARED_LINK) $(BUILD)/netx.pc
+
+$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	$(CC) $(NETX_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(STATIC): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) $(SHARED_FLAGS) $(NETX_LDFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/$(SHARED_LINK): $(SHARED)
+ifneq ($(SHARED_NAME),$(SHARED_REAL))
+	ln -sf $(SHARED_REAL) $(BUILD)/$(SHARED_NAME)
+endif
+	ln -sf $(SHARED_NAME) $@
+
+# netx.pc is written on every build, so it always names this PREFIX.
+$(BUILD)/netx.pc: netx.pc.in FORCE | $(BUILD)/obj
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(BUILD)/obj $(BUILD)/tests/obj:
+	mkdir -p $@
+
+# Tests --------------------------------------------------------------------
+
+# cmocka is the one thing the tests need; tests/deps.sh installs it when it
+# can, or says exactly how.
+deps:
+	@sh tests/deps.sh
+
+$(BUILD)/tests/obj/%.o: tests/%.c | $(BUILD)/tests/obj deps
+	$(CC) $(NETX_CFLAGS) $(TEST_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/obj/test_%.o $(TEST_SUPPORT) $(STATIC)
+	$(CC) $(NETX_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(TEST_LDLIBS)
+
+test check: deps $(TEST_BINS)
+	@sh tests/run.sh $(TEST_BINS)
+
+# Install ------------------------------------------------------------------
+
+install: lib
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/netx.h $(DESTDIR)$(INCLUDEDIR)/netx.h
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libnetx.a
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/$(SHARED_REAL)
+ifneq ($(SHARED_NAME),$(SHARED_REAL))
+	ln -sf $(SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(SHARED_NAME)
+endif
+	ln -sf $(SHARED_NAME) $(DESTDIR)$(LIBDIR)/$(SHARED_LINK)
+	install -m 644 $(BUILD)/netx.pc $(DESTDIR)$(PKGCONFIGDIR)/netx.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/netx.h $(DESTDIR)$(LIBDIR)/libnetx.a \
+	      $(DESTDIR)$(LIBDIR)/$(SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(SHARED_NAME) \
+	      $(DESTDIR)$(LIBDIR)/$(SHARED_LINK) $(DESTDIR)$(PKGCONFIGDIR)/netx.pc
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i include/*.h src/*.c src/*.h tests/*.c tests/*.h
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/obj/*.d)

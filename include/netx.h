@@ -1,0 +1,763 @@
+/*
+ * netx.h - libnetx, a small socket library that follows the steps of
+ * network programming: create a socket, bind or connect, accept, exchange
+ * data, close.
+ *
+ * This header is the API reference. Functions are grouped under the step of
+ * the article they belong to, in the order a learner meets them.
+ *
+ * Conventions that hold for every function below:
+ *
+ *  - Sockets are plain file descriptors (int), as returned by socket(2).
+ *  - A function that fails returns -1 (or NULL) and sets errno, exactly like
+ *    the system call it wraps. It also fills this thread's error record, so
+ *    netx_last_error() can tell you in one sentence which step failed, on
+ *    which address, and why. A successful call leaves errno and the record
+ *    alone.
+ *  - Resolver failures (unknown host, ...) set errno to the values listed
+ *    under netx_resolve(); docs/errors.md has the full table.
+ *  - EINTR is retried inside the library: no function here fails with EINTR.
+ *  - No function raises SIGPIPE or changes a signal's disposition.
+ *  - Every descriptor the library creates is close-on-exec.
+ *  - Every function may be called from any thread. The error record is per
+ *    thread. Two threads may use the same socket only as the system calls
+ *    allow (one sending while another receives is fine); a netx_reader
+ *    belongs to one thread at a time.
+ *  - The library never prints, except in trace mode (netx_trace()), and never
+ *    exits.
+ */
+#ifndef NETX_H
+#define NETX_H
+
+#include <stddef.h>     /* size_t */
+#include <stdint.h>     /* uint16_t */
+#include <stdio.h>      /* FILE, for netx_trace() */
+#include <sys/socket.h> /* struct sockaddr_storage, socklen_t */
+#include <sys/types.h>  /* ssize_t */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NETX_API __attribute__((visibility("default")))
+#else
+#define NETX_API
+#endif
+
+#define NETX_VERSION_MAJOR 0
+#define NETX_VERSION_MINOR 1
+#define NETX_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------------
+ * Addresses
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_addr - one socket address, IPv4 or IPv6, with its port.
+ *
+ * It is large enough for any address family (struct sockaddr_storage), so it
+ * can live on the stack or inside your own structures. Pass
+ * (struct sockaddr *)&a.ss and a.len straight to any system call that takes
+ * an address.
+ */
+typedef struct netx_addr {
+    struct sockaddr_storage ss; /* the address itself */
+    socklen_t len;              /* how many bytes of ss are in use */
+} netx_addr;
+
+/*
+ * NETX_ADDRSTRLEN - a buffer of this size holds any string that
+ * netx_addr_format() writes, terminating NUL included
+ * ("[ffff:...:ffff%interface]:65535").
+ */
+#define NETX_ADDRSTRLEN 80
+
+/*
+ * netx_resolve - turn a host name and a port into socket addresses.
+ *
+ *   host   a name ("localhost", "example.org") or a numeric address
+ *          ("127.0.0.1", "::1", "[::1]"). NULL means "every local
+ *          interface": the wildcard addresses a server binds to.
+ *   port   the port, in host byte order; 0 is allowed.
+ *   out    an array that receives up to max addresses, in the order the
+ *          system's resolver prefers them (getaddrinfo(3) order), without
+ *          duplicates.
+ *   max    the number of elements in out; at least 1.
+ *
+ * RETURN VALUE
+ *   The number of addresses stored (1 to max), or -1 with errno set.
+ *   A name with more than max addresses yields the first max.
+ *
+ * ERRORS
+ *   ENOENT   the name does not exist, or has no address (EAI_NONAME,
+ *            EAI_NODATA, EAI_ADDRFAMILY).
+ *   EAGAIN   the resolver failed for now; trying later may work (EAI_AGAIN).
+ *   ENOMEM   out of memory (EAI_MEMORY).
+ *   EINVAL   out is NULL, max is less than 1, or the resolver refused the
+ *            request (EAI_BADFLAGS, EAI_SERVICE, EAI_SOCKTYPE).
+ *   EAFNOSUPPORT  the address family is not supported (EAI_FAMILY).
+ *   EIO      any other resolver failure (EAI_FAIL, ...).
+ *   Any errno of the system itself when the resolver reports EAI_SYSTEM.
+ *   netx_last_gai_error() returns the resolver's own EAI_* code, and
+ *   netx_last_error() carries its gai_strerror(3) text:
+ *   "resolve no-such-host.invalid: Name or service not known".
+ *
+ * BLOCKING
+ *   Blocks while the resolver works (DNS may take seconds; numeric
+ *   addresses never block).
+ *
+ * THREAD SAFETY
+ *   Safe from any thread.
+ */
+NETX_API int netx_resolve(const char *host, uint16_t port, netx_addr *out, int max);
+
+/*
+ * netx_addr_parse - parse a numeric "address:port" string, without DNS.
+ *
+ *   text   "127.0.0.1:8080", "[::1]:8080" or "[fe80::1%eth0]:8080". The
+ *          brackets around an IPv6 address are required, the port is
+ *          required and must be 0 to 65535 in decimal.
+ *   out    receives the address.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set.
+ *
+ * ERRORS
+ *   EINVAL   text or out is NULL, or text is not of that form.
+ *
+ * BLOCKING, THREAD SAFETY
+ *   Never blocks; safe from any thread.
+ */
+NETX_API int netx_addr_parse(const char *text, netx_addr *out);
+
+/*
+ * netx_addr_format - write an address as text: "127.0.0.1:80", "[::1]:80".
+ *
+ *   addr   the address to format.
+ *   buf    where to write; NETX_ADDRSTRLEN bytes are always enough.
+ *   cap    the size of buf in bytes.
+ *
+ * An IPv4 address seen through a dual-stack IPv6 socket (::ffff:127.0.0.1)
+ * is written the way people write it: "127.0.0.1:51234". The output can be
+ * read back with netx_addr_parse().
+ *
+ * RETURN VALUE
+ *   The length of the string written (without its NUL), or -1 with errno
+ *   set; on failure buf holds an empty string when cap > 0.
+ *
+ * ERRORS
+ *   EINVAL        addr or buf is NULL.
+ *   EAFNOSUPPORT  addr is neither IPv4 nor IPv6.
+ *   ENOSPC        cap is too small for the text.
+ *
+ * BLOCKING, THREAD SAFETY
+ *   Never blocks (no reverse DNS); safe from any thread.
+ */
+NETX_API int netx_addr_format(const netx_addr *addr, char *buf, size_t cap);
+
+/*
+ * netx_addr_port - the port of an address, in host byte order.
+ *
+ * RETURN VALUE
+ *   0 to 65535, or -1 with errno EINVAL (NULL) or EAFNOSUPPORT (not IPv4
+ *   or IPv6).
+ */
+NETX_API int netx_addr_port(const netx_addr *addr);
+
+/*
+ * netx_peer_addr - the address of the other end of a connected socket
+ * (getpeername(2)).
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set: EBADF, ENOTSOCK, ENOTCONN (not connected, or
+ *   the peer has already gone), EINVAL (out is NULL).
+ */
+NETX_API int netx_peer_addr(int fd, netx_addr *out);
+
+/*
+ * netx_local_addr - the address a socket is bound to (getsockname(2)).
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set: EBADF, ENOTSOCK, EINVAL (out is NULL).
+ */
+NETX_API int netx_local_addr(int fd, netx_addr *out);
+
+/*
+ * netx_local_port - the port a socket is bound to. After listening on port
+ * 0 this tells you which port the system picked.
+ *
+ * RETURN VALUE
+ *   The port (1 to 65535, or 0 for an unbound socket), or -1 with errno set
+ *   (EBADF, ENOTSOCK, EAFNOSUPPORT).
+ */
+NETX_API int netx_local_port(int fd);
+
+/* ------------------------------------------------------------------------
+ * Step 1: create a socket
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_socket - create a socket (socket(2)), close-on-exec, and on systems
+ * without MSG_NOSIGNAL set so that writing to a closed peer does not raise
+ * SIGPIPE.
+ *
+ *   family  AF_INET (IPv4) or AF_INET6 (IPv6).
+ *   type    SOCK_STREAM (TCP) or SOCK_DGRAM (UDP).
+ *
+ * RETURN VALUE
+ *   The new descriptor, or -1 with errno set.
+ *
+ * ERRORS
+ *   Those of socket(2): EAFNOSUPPORT, EPROTONOSUPPORT, EINVAL, EMFILE,
+ *   ENFILE, ENOBUFS, ENOMEM, EACCES.
+ *
+ * BLOCKING, THREAD SAFETY
+ *   Never blocks; safe from any thread.
+ */
+NETX_API int netx_socket(int family, int type);
+
+/* ------------------------------------------------------------------------
+ * Step 2: bind (server) or connect (client)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_bind - give a socket its local address (bind(2)).
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set.
+ *
+ * ERRORS
+ *   EADDRINUSE     another socket has the address; with a listener you can
+ *                  also expect this from netx_listen() on some systems.
+ *   EADDRNOTAVAIL  the address is not one of this machine's.
+ *   EACCES         the port is privileged (below 1024) and you are not.
+ *   EINVAL         addr is NULL, or the socket is already bound.
+ *   EBADF, ENOTSOCK, EAFNOSUPPORT.
+ */
+NETX_API int netx_bind(int fd, const netx_addr *addr);
+
+/*
+ * netx_listen - mark a bound TCP socket as accepting connections
+ * (listen(2)).
+ *
+ *   backlog  how many finished connections may wait for netx_accept();
+ *            0 or less picks the system's maximum (SOMAXCONN).
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set (EADDRINUSE, EBADF, ENOTSOCK, EOPNOTSUPP).
+ */
+NETX_API int netx_listen(int fd, int backlog);
+
+/*
+ * netx_connect - connect a socket to one address (connect(2)), waiting at
+ * most timeout_ms milliseconds.
+ *
+ *   timeout_ms  the longest wait; 0 or less waits as long as the system
+ *               does (minutes for an unanswered SYN).
+ *
+ * The socket's blocking mode is the same afterwards as before. If a signal
+ * interrupts the wait, the connection attempt carries on (as POSIX says it
+ * does after connect(2) fails with EINTR) and netx_connect() keeps waiting
+ * for its outcome.
+ *
+ * RETURN VALUE
+ *   0 once connected, or -1 with errno set.
+ *
+ * ERRORS
+ *   ETIMEDOUT     no answer within timeout_ms (or the system's limit).
+ *   ECONNREFUSED  nothing listens there.
+ *   ENETUNREACH, EHOSTUNREACH  no route to the address.
+ *   EADDRNOTAVAIL no local port left.
+ *   EINVAL        addr is NULL. Also EBADF, ENOTSOCK, EISCONN, EAFNOSUPPORT.
+ *
+ * BLOCKING
+ *   Blocks up to timeout_ms.
+ */
+NETX_API int netx_connect(int fd, const netx_addr *addr, int timeout_ms);
+
+/* ------------------------------------------------------------------------
+ * Steps 1-3 in one call, done right
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_tcp_listen - create a TCP socket, bind it to host:port with
+ * SO_REUSEADDR and listen: a listening socket, ready for netx_accept().
+ *
+ *   host     the address to listen on. NULL listens on every interface,
+ *            IPv6 and IPv4 together (dual-stack) where the system has IPv6.
+ *            A name with both IPv4 and IPv6 addresses ("localhost") is
+ *            bound on its first IPv4 address: a client that dials the name
+ *            tries all of its addresses and reaches it, and so does one that
+ *            dials 127.0.0.1, as the article's Python client does. If no
+ *            address of that family can be bound, the others are tried in
+ *            the resolver's order.
+ *   port     the port; 0 lets the system pick a free one (ask it with
+ *            netx_local_port()).
+ *   backlog  as for netx_listen(); 0 or less picks SOMAXCONN.
+ *
+ * RETURN VALUE
+ *   The listening descriptor, or -1 with errno set. On failure nothing is
+ *   left open.
+ *
+ * ERRORS
+ *   Those of netx_resolve(), netx_socket(), netx_bind() (EADDRINUSE,
+ *   EACCES, EADDRNOTAVAIL) and netx_listen(). When every address fails, the
+ *   error is the last one's.
+ *
+ * BLOCKING
+ *   Only while resolving host.
+ */
+NETX_API int netx_tcp_listen(const char *host, uint16_t port, int backlog);
+
+/*
+ * netx_tcp_connect - resolve host and connect to the first of its addresses
+ * that answers.
+ *
+ *   host        the name or numeric address to dial; not NULL.
+ *   port        the port, 1 to 65535.
+ *   timeout_ms  one deadline for the whole call. Each address is tried in
+ *               the resolver's order; an address that does not answer gets
+ *               an equal share of the time left, so every address is tried
+ *               before the deadline. 0 or less: no deadline of our own.
+ *
+ * RETURN VALUE
+ *   A connected, blocking TCP socket, or -1 with errno set. On failure
+ *   nothing is left open, and the error is the last address's:
+ *   "connect to localhost:12345 (127.0.0.1): Connection refused".
+ *
+ * ERRORS
+ *   Those of netx_resolve() and netx_connect(); EINVAL when host is NULL
+ *   or port is 0.
+ *
+ * BLOCKING
+ *   Up to timeout_ms, plus the time the resolver takes.
+ */
+NETX_API int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms);
+
+/* ------------------------------------------------------------------------
+ * Step 3: accept (server side)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_accept - take the next connection from a listening socket
+ * (accept(2)).
+ *
+ *   peer  if not NULL, receives the client's address.
+ *
+ * The new socket is close-on-exec and in blocking mode, whatever the mode of
+ * the listening socket. A connection that the client reset before it was
+ * accepted (ECONNABORTED) is skipped, and accepting goes on.
+ *
+ * RETURN VALUE
+ *   The connected descriptor, or -1 with errno set.
+ *
+ * ERRORS
+ *   EAGAIN     the listening socket is non-blocking and no connection waits.
+ *   ETIMEDOUT  a timeout set with netx_set_timeout() expired.
+ *   EMFILE, ENFILE  out of descriptors: the connection stays queued; close
+ *              something, or wait, before accepting again (a server that
+ *              retries at once spins).
+ *   EINVAL     the socket is not listening. Also EBADF, ENOTSOCK, ENOBUFS,
+ *              ENOMEM.
+ *
+ * BLOCKING
+ *   Blocks until a client connects, unless the socket is non-blocking.
+ */
+NETX_API int netx_accept(int listen_fd, netx_addr *peer);
+
+/* ------------------------------------------------------------------------
+ * Step 4: exchange data
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_send - send bytes once (send(2)): the system may take fewer than len.
+ *
+ * Writing to a peer that has gone fails with EPIPE or ECONNRESET; SIGPIPE is
+ * never raised.
+ *
+ * RETURN VALUE
+ *   The number of bytes the system took (1 to len; 0 only when len is 0), or
+ *   -1 with errno set.
+ *
+ * ERRORS
+ *   EPIPE, ECONNRESET  the peer closed or reset the connection.
+ *   ETIMEDOUT  the send timeout (netx_set_timeout()) expired with nothing
+ *              sent.
+ *   EAGAIN     the socket is non-blocking and its send buffer is full.
+ *   EMSGSIZE   a datagram too large for the protocol.
+ *   ECONNREFUSED  (UDP) an earlier datagram was refused by the peer's port.
+ *   EINVAL (buf is NULL with len > 0), EBADF, ENOTSOCK, ENOTCONN.
+ *
+ * BLOCKING
+ *   Until the system takes some bytes, unless non-blocking or timed out.
+ */
+NETX_API ssize_t netx_send(int fd, const void *buf, size_t len);
+
+/*
+ * netx_recv - receive bytes once (recv(2)): whatever has arrived, up to cap.
+ *
+ * RETURN VALUE
+ *   The number of bytes received (1 to cap); 0 means the peer closed the
+ *   connection (end of stream) or cap is 0; -1 with errno set on failure.
+ *
+ * ERRORS
+ *   ECONNRESET  the peer reset the connection.
+ *   ETIMEDOUT   the receive timeout expired with nothing received.
+ *   EAGAIN      the socket is non-blocking and nothing has arrived.
+ *   EMSGSIZE    (datagram sockets) the datagram was longer than cap. The
+ *               first cap bytes are in buf; the rest is gone. Truncation is
+ *               never silent.
+ *   ECONNREFUSED (connected UDP) the peer's port refused an earlier datagram.
+ *   EINVAL (buf is NULL with cap > 0), EBADF, ENOTSOCK, ENOTCONN.
+ *
+ * BLOCKING
+ *   Until something arrives, unless non-blocking or timed out.
+ */
+NETX_API ssize_t netx_recv(int fd, void *buf, size_t cap);
+
+/*
+ * netx_send_all - send every one of len bytes, looping over short sends.
+ *
+ * On a non-blocking socket it waits for room with poll(2), for at most the
+ * send timeout set with netx_set_timeout() (forever if none).
+ *
+ * RETURN VALUE
+ *   0 once every byte has been handed to the system, or -1 with errno set.
+ *   A success means the kernel has the bytes, not that the peer has read
+ *   them. After a failure, netx_last_transferred() tells how many bytes were
+ *   sent before it.
+ *
+ * ERRORS
+ *   As for netx_send(); ETIMEDOUT when the timeout expires between two
+ *   pieces.
+ *
+ * BLOCKING
+ *   Until all is sent, an error, or a timeout.
+ */
+NETX_API int netx_send_all(int fd, const void *buf, size_t len);
+
+/*
+ * netx_recv_all - receive exactly len bytes, looping over short receives,
+ * unless the stream ends first.
+ *
+ * On a non-blocking socket it waits for data with poll(2), for at most the
+ * receive timeout set with netx_set_timeout() (forever if none).
+ *
+ * RETURN VALUE
+ *   len; fewer than len (possibly 0) if the peer closed the connection
+ *   first; -1 with errno set on failure. After a failure,
+ *   netx_last_transferred() tells how many bytes arrived (they are in buf).
+ *
+ * ERRORS
+ *   As for netx_recv().
+ *
+ * BLOCKING
+ *   Until len bytes, end of stream, an error, or a timeout.
+ */
+NETX_API ssize_t netx_recv_all(int fd, void *buf, size_t len);
+
+/* ------------------------------------------------------------------------
+ * Reading lines and exact sizes: netx_reader
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_reader - a buffered reader for one connection.
+ *
+ * You own it and its storage: put it on the stack or in your connection
+ * structure, and give it a buffer with netx_reader_init(). There is no hidden
+ * or static state, so any number of readers may work in any number of
+ * threads. netx_read_line() and netx_read_n() can be mixed freely on one
+ * reader: bytes buffered by one are seen by the other.
+ *
+ * The fields are public so that the structure can be declared anywhere; do
+ * not change them yourself.
+ */
+typedef struct netx_reader {
+    int fd;             /* the connection read from */
+    unsigned char *buf; /* the caller's storage */
+    size_t cap;         /* its size */
+    size_t start;       /* first unread byte in buf */
+    size_t end;         /* one past the last unread byte */
+    int eof;            /* the peer closed the connection */
+    int skipping;       /* discarding the rest of an over-long line */
+} netx_reader;
+
+/*
+ * netx_reader_init - prepare a reader for fd, buffering in storage.
+ *
+ *   storage  cap bytes that the reader uses until you stop using it.
+ *            Its size bounds the longest line netx_read_line() can return.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno EINVAL (r or storage is NULL, or cap is 0).
+ */
+NETX_API int netx_reader_init(netx_reader *r, int fd, void *storage, size_t cap);
+
+/*
+ * netx_read_line - read one line, up to and including its '\n'.
+ *
+ *   line  receives the line, '\n' included, followed by a NUL byte.
+ *   cap   the size of line. The longest line that fits has cap - 1 bytes
+ *         counting its '\n' (and at most the reader's storage size).
+ *
+ * The last line of a stream may lack its '\n'; it is returned as it is.
+ * A line too long for line or for the reader is an error, EMSGSIZE: nothing
+ * is written but an empty string, and the reader stays usable, because the
+ * next netx_read_line() call first skips the rest of that line. A timeout or
+ * any other error loses no data: what was received stays buffered for the
+ * next call.
+ *
+ * RETURN VALUE
+ *   The line's length in bytes ('\n' included, NUL not), at least 1; 0 at
+ *   end of stream; -1 with errno set.
+ *
+ * ERRORS
+ *   EMSGSIZE  the line is longer than cap - 1 bytes or than the reader's
+ *             storage.
+ *   EINVAL    r or line is NULL, or cap is less than 2.
+ *   Those of netx_recv() (ECONNRESET, ETIMEDOUT, EAGAIN, ...).
+ *
+ * BLOCKING
+ *   Until a whole line has arrived, the stream ends, or an error.
+ */
+NETX_API ssize_t netx_read_line(netx_reader *r, char *line, size_t cap);
+
+/*
+ * netx_read_n - read exactly n bytes through the reader, unless the stream
+ * ends first. Bytes already buffered come first; large reads go straight
+ * into buf. If it follows an over-long line, it reads what follows the part
+ * already consumed (and the pending skip is cancelled).
+ *
+ * RETURN VALUE
+ *   n; fewer (possibly 0) at end of stream; -1 with errno set. After a
+ *   failure netx_last_transferred() tells how many bytes are in buf.
+ *
+ * ERRORS
+ *   EINVAL (r is NULL, or buf is NULL with n > 0); those of netx_recv().
+ *
+ * BLOCKING
+ *   Until n bytes, end of stream, or an error.
+ */
+NETX_API ssize_t netx_read_n(netx_reader *r, void *buf, size_t n);
+
+/* ------------------------------------------------------------------------
+ * Step 5: close the connection
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_shutdown - end one or both directions of a connection
+ * (shutdown(2)) while keeping the descriptor.
+ *
+ *   how  SHUT_WR: "I have finished sending" - the peer reads end of stream,
+ *        and can still send to you. SHUT_RD, SHUT_RDWR as in shutdown(2).
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set (ENOTCONN, EBADF, ENOTSOCK, EINVAL).
+ */
+NETX_API int netx_shutdown(int fd, int how);
+
+/*
+ * netx_close - close a socket (close(2)).
+ *
+ * Never retried on EINTR: on Linux the descriptor is closed whatever close
+ * returns, and retrying could close a descriptor another thread just opened.
+ * EINTR is therefore reported as success.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set (EBADF; EIO).
+ */
+NETX_API int netx_close(int fd);
+
+/* ------------------------------------------------------------------------
+ * Socket options
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_set_timeout - bound every blocking send and receive on fd (and
+ * netx_accept() on a listener) to timeout_ms milliseconds
+ * (SO_SNDTIMEO, SO_RCVTIMEO).
+ *
+ *   timeout_ms  the limit for each call; 0 removes it.
+ *
+ * A call that waits longer fails with ETIMEDOUT (never a bare EAGAIN). The
+ * limit applies to each wait, not to a whole netx_send_all(): a peer that
+ * keeps trickling bytes keeps it going.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set (EINVAL: timeout_ms is negative; EBADF,
+ *   ENOTSOCK).
+ */
+NETX_API int netx_set_timeout(int fd, int timeout_ms);
+
+/*
+ * netx_set_nonblocking - turn O_NONBLOCK on (on != 0) or off.
+ *
+ * In non-blocking mode netx_send(), netx_recv() and netx_accept() fail with
+ * EAGAIN instead of waiting, which is what a poll(2) loop wants.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set (EBADF).
+ */
+NETX_API int netx_set_nonblocking(int fd, int on);
+
+/*
+ * netx_set_nodelay - turn Nagle's algorithm off (on != 0: TCP_NODELAY) so
+ * small writes go out at once, or back on.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set (EBADF, ENOTSOCK, EOPNOTSUPP for non-TCP).
+ */
+NETX_API int netx_set_nodelay(int fd, int on);
+
+/*
+ * netx_set_keepalive - probe an idle TCP connection so a vanished peer is
+ * noticed.
+ *
+ *   idle_s  seconds of silence before the first probe; 0 turns keepalive
+ *           off. The system default (two hours on Linux) is too long to be
+ *           useful, so you choose. Where the system allows, probes then go
+ *           every idle_s / 3 seconds (at least 1) and the connection fails
+ *           with ETIMEDOUT after 3 unanswered ones.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set (EINVAL: idle_s negative; EBADF, ENOTSOCK).
+ */
+NETX_API int netx_set_keepalive(int fd, int idle_s);
+
+/* ------------------------------------------------------------------------
+ * Step 6: UDP
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_udp_bind - create a UDP socket bound to host:port, ready for
+ * netx_recvfrom() and netx_sendto().
+ *
+ *   host, port  as for netx_tcp_listen(): NULL is every interface
+ *               (dual-stack), a name with IPv4 and IPv6 addresses binds its
+ *               first IPv4 one, port 0 picks a free port.
+ *
+ * RETURN VALUE
+ *   The descriptor, or -1 with errno set; nothing is left open on failure.
+ *
+ * ERRORS
+ *   Those of netx_resolve(), netx_socket() and netx_bind().
+ */
+NETX_API int netx_udp_bind(const char *host, uint16_t port);
+
+/*
+ * netx_udp_connect - create a UDP socket whose peer is host:port, so that
+ * netx_send() and netx_recv() talk to that peer only.
+ *
+ * Connecting a UDP socket sends nothing, so there is no answer that could
+ * choose between a name's addresses: like netx_udp_bind(), it takes the
+ * name's first IPv4 address when it has one (so "localhost" meets a server
+ * bound with netx_udp_bind("localhost", ...)), else its first address.
+ *
+ * RETURN VALUE
+ *   The descriptor, or -1 with errno set; nothing is left open on failure.
+ *
+ * ERRORS
+ *   Those of netx_resolve(), netx_socket() and connect(2); EINVAL when host
+ *   is NULL or port is 0.
+ */
+NETX_API int netx_udp_connect(const char *host, uint16_t port);
+
+/*
+ * netx_sendto - send one datagram to an address (sendto(2)); NULL sends to
+ * the connected peer.
+ *
+ * RETURN VALUE
+ *   len (a datagram goes whole or not at all), or -1 with errno set.
+ *
+ * ERRORS
+ *   EMSGSIZE  len is larger than a datagram can be.
+ *   EAFNOSUPPORT, EINVAL  the address does not suit the socket.
+ *   Those of netx_send().
+ */
+NETX_API ssize_t netx_sendto(int fd, const void *buf, size_t len, const netx_addr *to);
+
+/*
+ * netx_recvfrom - receive one datagram (recvfrom(2)).
+ *
+ *   from  if not NULL, receives the sender's address (reply to it with
+ *         netx_sendto()).
+ *
+ * RETURN VALUE
+ *   The datagram's length (0 for an empty datagram), or -1 with errno set.
+ *
+ * ERRORS
+ *   EMSGSIZE  the datagram was longer than cap: buf holds its first cap
+ *             bytes, from is filled, the rest is gone.
+ *   ETIMEDOUT, EAGAIN, ECONNREFUSED and the others of netx_recv().
+ */
+NETX_API ssize_t netx_recvfrom(int fd, void *buf, size_t cap, netx_addr *from);
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_last_error - this thread's last failure as one sentence naming the
+ * step, the address and the cause:
+ *   "connect to localhost:12345 (127.0.0.1): Connection refused"
+ *   "resolve no-such-host.invalid: Name or service not known"
+ *   "recv from 127.0.0.1:5000 (fd 4): Connection timed out"
+ *
+ * RETURN VALUE
+ *   The sentence, or "no error" if nothing has failed in this thread. The
+ *   string belongs to the thread and stays valid until its next failing
+ *   netx call; successful calls do not change it.
+ */
+NETX_API const char *netx_last_error(void);
+
+/*
+ * netx_last_errno - the errno of this thread's last failure (0 if none).
+ * Useful when other calls have overwritten errno since.
+ */
+NETX_API int netx_last_errno(void);
+
+/*
+ * netx_last_gai_error - the resolver's EAI_* code (getaddrinfo(3)) if this
+ * thread's last failure was in resolving a name, else 0.
+ */
+NETX_API int netx_last_gai_error(void);
+
+/*
+ * netx_last_transferred - how many bytes netx_send_all(), netx_recv_all() or
+ * netx_read_n() had moved before this thread's last failure (0 for any other
+ * failure).
+ */
+NETX_API size_t netx_last_transferred(void);
+
+/*
+ * netx_perror - print "prefix: sentence" and a newline on stderr, the
+ * sentence being netx_last_error(). With a NULL or empty prefix, the
+ * sentence alone.
+ */
+NETX_API void netx_perror(const char *prefix);
+
+/* ------------------------------------------------------------------------
+ * Trace mode
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_trace - print one line per step to out, so you can watch the
+ * article's steps happen:
+ *
+ *   netx: socket(AF_INET, SOCK_STREAM) = 3
+ *   netx: bind(3, 127.0.0.1:12345) = 0
+ *   netx: connect(3, 127.0.0.1:12345) = -1 (Connection refused)
+ *
+ * Trace mode is also turned on, on stderr, by NETX_TRACE=1 in the
+ * environment (read at the library's first traced step). netx_trace(NULL)
+ * turns it off. Each line is written whole with one call, so lines from
+ * different threads do not mix. The setting is process-wide.
+ */
+NETX_API void netx_trace(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NETX_H */

@@ -1,0 +1,321 @@
+/*
+ * addr.c - names and addresses: resolving "localhost" into 127.0.0.1,
+ * parsing and formatting "127.0.0.1:80" and "[::1]:80".
+ *
+ * Everything here works on netx_addr, a sockaddr_storage with its length, so
+ * IPv4 and IPv6 travel through the same code.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Brackets are how people write IPv6 next to a port; the resolver wants
+ * them off. Returns host itself, or a copy without them in buf. */
+static const char *strip_brackets(const char *host, char *buf, size_t cap)
+{
+    size_t len = strlen(host);
+    if (len >= 2 && host[0] == '[' && host[len - 1] == ']' && len - 2 < cap) {
+        memcpy(buf, host + 1, len - 2);
+        buf[len - 2] = '\0';
+        return buf;
+    }
+    return host;
+}
+
+static int same_addr(const netx_addr *a, const struct addrinfo *ai)
+{
+    return a->len == ai->ai_addrlen && memcmp(&a->ss, ai->ai_addr, a->len) == 0;
+}
+
+int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
+                  int max)
+{
+    char service[8];
+    char bare[256]; /* longest DNS name is 253 */
+    struct addrinfo hints;
+    struct addrinfo *list = NULL;
+    int count = 0;
+
+    if (out == NULL || max < 1) {
+        return netx__fail(EINVAL, "resolve %s: %s", host != NULL ? host : "(any)",
+                          out == NULL ? "out is NULL" : "max is less than 1");
+    }
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = socktype;
+    /* No AI_ADDRCONFIG: it hides ::1 on machines whose only IPv6 address is
+     * the loopback one, and loopback is exactly where people test. */
+    hints.ai_flags = AI_NUMERICSERV | (host == NULL ? AI_PASSIVE : 0);
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+
+    const char *name = host != NULL ? strip_brackets(host, bare, sizeof bare) : NULL;
+    int gai = getaddrinfo(name, service, &hints, &list);
+    if (gai != 0) {
+        netx__fail_gai(gai, errno, host != NULL ? host : "(any)");
+        FILE *t = netx__tracing();
+        if (t != NULL) {
+            netx__trace_step(t, -1, errno, NULL, "resolve(%s)", host != NULL ? host : "*");
+        }
+        return -1;
+    }
+    for (struct addrinfo *ai = list; ai != NULL && count < max; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof out[0].ss) {
+            continue;
+        }
+        int dup = 0;
+        for (int i = 0; i < count; i++) {
+            dup = dup || same_addr(&out[i], ai);
+        }
+        if (!dup) {
+            memset(&out[count], 0, sizeof out[count]);
+            memcpy(&out[count].ss, ai->ai_addr, ai->ai_addrlen);
+            out[count].len = ai->ai_addrlen;
+            count++;
+        }
+    }
+    freeaddrinfo(list);
+
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        char text[NETX_ADDRSTRLEN];
+        char extra[4 * NETX_ADDRSTRLEN];
+        size_t used = 0;
+        extra[0] = '\0';
+        for (int i = 0; i < count && used < sizeof extra; i++) {
+            netx_addr_format(&out[i], text, sizeof text);
+            used += (size_t)snprintf(extra + used, sizeof extra - used, "%s%s",
+                                     i == 0 ? "  " : ", ", text);
+        }
+        netx__trace_step(t, count, 0, extra, "resolve(%s)", host != NULL ? host : "*");
+    }
+    if (count == 0) {
+        return netx__fail(ENOENT, "resolve %s: no usable address",
+                          host != NULL ? host : "(any)");
+    }
+    return count;
+}
+
+int netx_resolve(const char *host, uint16_t port, netx_addr *out, int max)
+{
+    return netx__resolve(host, port, SOCK_STREAM, out, max);
+}
+
+void netx__ipv4_first(netx_addr *addrs, int n)
+{
+    /* A stable partition: insertion sort on "is IPv4", n is small. */
+    for (int i = 1; i < n; i++) {
+        if (addrs[i].ss.ss_family != AF_INET) {
+            continue;
+        }
+        netx_addr moving = addrs[i];
+        int j = i;
+        while (j > 0 && addrs[j - 1].ss.ss_family != AF_INET) {
+            addrs[j] = addrs[j - 1];
+            j--;
+        }
+        addrs[j] = moving;
+    }
+}
+
+/* A decimal port, 0 to 65535, digits only. Returns -1 if it is not one. */
+static long parse_port(const char *s)
+{
+    long v = 0;
+    if (*s == '\0' || strlen(s) > 5) {
+        return -1;
+    }
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9') {
+            return -1;
+        }
+        v = v * 10 + (*s - '0');
+    }
+    return v <= 65535 ? v : -1;
+}
+
+/* "fe80::1%eth0" or "fe80::1%2": split off the zone and turn it into the
+ * interface index. */
+static int parse_ipv6(char *text, struct sockaddr_in6 *sin6)
+{
+    char *zone = strchr(text, '%');
+    if (zone != NULL) {
+        *zone++ = '\0';
+        long idx = parse_port(zone); /* any small decimal will do */
+        if (idx < 0) {
+            unsigned named = if_nametoindex(zone);
+            if (named == 0) {
+                return -1;
+            }
+            idx = (long)named;
+        }
+        sin6->sin6_scope_id = (uint32_t)idx;
+    }
+    return inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1 ? 0 : -1;
+}
+
+int netx_addr_parse(const char *text, netx_addr *out)
+{
+    char host[NETX_ADDRSTRLEN];
+    const char *port_text;
+    size_t host_len;
+
+    if (text == NULL || out == NULL) {
+        return netx__fail(EINVAL, "parse address: %s is NULL",
+                          text == NULL ? "text" : "out");
+    }
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':') {
+            goto bad;
+        }
+        host_len = (size_t)(close - text - 1);
+        if (host_len == 0 || host_len >= sizeof host) {
+            goto bad;
+        }
+        memcpy(host, text + 1, host_len);
+        port_text = close + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (colon == NULL) {
+            goto bad;
+        }
+        host_len = (size_t)(colon - text);
+        if (host_len == 0 || host_len >= sizeof host) {
+            goto bad;
+        }
+        memcpy(host, text, host_len);
+        port_text = colon + 1;
+    }
+    host[host_len] = '\0';
+    long port = parse_port(port_text);
+    if (port < 0) {
+        goto bad;
+    }
+
+    memset(out, 0, sizeof *out);
+    if (text[0] == '[') {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+        if (parse_ipv6(host, sin6) != 0) {
+            goto bad;
+        }
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        out->len = sizeof *sin6;
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+            goto bad;
+        }
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        out->len = sizeof *sin;
+    }
+    return 0;
+
+bad:
+    /* Keep the sentence one line and bounded whatever text holds. */
+    return netx__fail(EINVAL, "parse address \"%.60s\": expected 1.2.3.4:PORT or [::1]:PORT",
+                      text);
+}
+
+int netx_addr_format(const netx_addr *addr, char *buf, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN];
+    char zone[16] = "";
+    unsigned port;
+    int n;
+
+    if (buf != NULL && cap > 0) {
+        buf[0] = '\0';
+    }
+    if (addr == NULL || buf == NULL) {
+        return netx__fail(EINVAL, "format address: %s is NULL",
+                          addr == NULL ? "addr" : "buf");
+    }
+    if (addr->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&addr->ss;
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+        port = ntohs(sin->sin_port);
+        n = snprintf(buf, cap, "%s:%u", host, port);
+    } else if (addr->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&addr->ss;
+        port = ntohs(sin6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            /* An IPv4 client of a dual-stack socket: show it as IPv4. */
+            inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], host, sizeof host);
+            n = snprintf(buf, cap, "%s:%u", host, port);
+        } else {
+            inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+            if (sin6->sin6_scope_id != 0) {
+                snprintf(zone, sizeof zone, "%%%u", (unsigned)sin6->sin6_scope_id);
+            }
+            n = snprintf(buf, cap, "[%s%s]:%u", host, zone, port);
+        }
+    } else {
+        return netx__fail(EAFNOSUPPORT, "format address: family %d is not IPv4 or IPv6",
+                          (int)addr->ss.ss_family);
+    }
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap > 0) {
+            buf[0] = '\0';
+        }
+        return netx__fail(ENOSPC, "format address: %zu bytes are too few", cap);
+    }
+    return n;
+}
+
+int netx_addr_port(const netx_addr *addr)
+{
+    if (addr == NULL) {
+        return netx__fail(EINVAL, "address port: addr is NULL");
+    }
+    if (addr->ss.ss_family == AF_INET) {
+        return ntohs(((const struct sockaddr_in *)&addr->ss)->sin_port);
+    }
+    if (addr->ss.ss_family == AF_INET6) {
+        return ntohs(((const struct sockaddr_in6 *)&addr->ss)->sin6_port);
+    }
+    return netx__fail(EAFNOSUPPORT, "address port: family %d is not IPv4 or IPv6",
+                      (int)addr->ss.ss_family);
+}
+
+int netx_peer_addr(int fd, netx_addr *out)
+{
+    if (out == NULL) {
+        return netx__fail(EINVAL, "peer address of fd %d: out is NULL", fd);
+    }
+    memset(out, 0, sizeof *out);
+    out->len = sizeof out->ss;
+    if (getpeername(fd, (struct sockaddr *)&out->ss, &out->len) != 0) {
+        return netx__fail(errno, "peer address of fd %d", fd);
+    }
+    return 0;
+}
+
+int netx_local_addr(int fd, netx_addr *out)
+{
+    if (out == NULL) {
+        return netx__fail(EINVAL, "local address of fd %d: out is NULL", fd);
+    }
+    memset(out, 0, sizeof *out);
+    out->len = sizeof out->ss;
+    if (getsockname(fd, (struct sockaddr *)&out->ss, &out->len) != 0) {
+        return netx__fail(errno, "local address of fd %d", fd);
+    }
+    return 0;
+}
+
+int netx_local_port(int fd)
+{
+    netx_addr a;
+    if (netx_local_addr(fd, &a) != 0) {
+        return -1;
+    }
+    return netx_addr_port(&a);
+}

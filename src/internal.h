@@ -1,0 +1,127 @@
+/*
+ * internal.h - what the files of src/ share and nobody else sees.
+ *
+ * Every name here starts with netx__ (two underscores) and is hidden from
+ * the shared library's symbol table.
+ */
+#ifndef NETX_INTERNAL_H
+#define NETX_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "netx.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NETX__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define NETX__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define NETX__PRINTF(f, a)
+#define NETX__UNLIKELY(x) (x)
+#endif
+
+/* error.c ---------------------------------------------------------------- */
+
+/*
+ * Record a failure in this thread's error record as "<what>: <strerror(err)>",
+ * where <what> is formatted from fmt, set errno to err and return -1, so a
+ * failing function can end with `return netx__fail(...)`.
+ */
+int netx__fail(int err, const char *fmt, ...) NETX__PRINTF(2, 3);
+
+/*
+ * Record a resolver failure for host: errno becomes the documented mapping
+ * of gai (sys_err is errno as it was, for EAI_SYSTEM). Returns -1.
+ */
+int netx__fail_gai(int gai, int sys_err, const char *host);
+
+/* Set how many bytes moved before the failure just recorded. */
+void netx__set_transferred(size_t n);
+
+/* Describe a connected socket for a message: "127.0.0.1:80 (fd 4)" or
+ * "fd 4" when it has no peer (any more). */
+void netx__describe_peer(int fd, char *buf, size_t cap);
+
+/* Describe a bound socket: "127.0.0.1:80 (fd 3)" or "fd 3". */
+void netx__describe_local(int fd, char *buf, size_t cap);
+
+/* "host:port", with brackets around an IPv6 literal. */
+void netx__host_port(const char *host, unsigned port, char *buf, size_t cap);
+
+/* trace.c ---------------------------------------------------------------- */
+
+/* Where trace lines go, NULL when tracing is off (the common case). */
+extern _Atomic(FILE *) netx__trace_out;
+
+FILE *netx__trace_slow(FILE *seen);
+
+/*
+ * The stream to trace to, or NULL. Off, this is one relaxed load and one
+ * predictable branch: cheap enough for every send and recv.
+ */
+static inline FILE *netx__tracing(void)
+{
+    FILE *out = atomic_load_explicit(&netx__trace_out, memory_order_relaxed);
+    if (out == NULL) {
+        return NULL;
+    }
+    return netx__trace_slow(out);
+}
+
+/*
+ * Write one line "netx: <step> = <rc>" (or "= -1 (<strerror(err)>)" when rc
+ * is -1), then extra if not NULL. Keeps errno.
+ */
+void netx__trace_step(FILE *out, long rc, int err, const char *extra,
+                      const char *fmt, ...) NETX__PRINTF(5, 6);
+
+/* Names for trace lines: "AF_INET", "SOCK_STREAM", "SHUT_WR". */
+const char *netx__family_name(int family);
+const char *netx__type_name(int type);
+
+/* socket.c --------------------------------------------------------------- */
+
+/* Make fd close-on-exec and SIGPIPE-free where the system needs a separate
+ * call for that. Returns 0 or -1 with errno set. */
+int netx__prepare_fd(int fd);
+
+/* Milliseconds on a monotonic clock. */
+long long netx__now_ms(void);
+
+/* connect(2) with a deadline, EINTR handled as POSIX says; does not record
+ * an error. timeout_ms <= 0: no deadline. */
+int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms);
+
+/* io.c ------------------------------------------------------------------- */
+
+/* If a blocking socket says EAGAIN, its timeout expired: ETIMEDOUT. */
+int netx__timeout_errno(int fd, int err);
+
+/* Wait until fd is ready for events (POLLIN or POLLOUT), for at most the
+ * socket's own receive or send timeout. 0 when ready, -1 with errno set
+ * (ETIMEDOUT on expiry). Does not record an error. */
+int netx__wait_ready(int fd, short events);
+
+/* One send or sendto (to != NULL), and one recvmsg (filling from when not
+ * NULL): EINTR retried, errors recorded, traced. */
+ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to);
+ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from);
+
+/* addr.c ----------------------------------------------------------------- */
+
+/* Resolve for a socket type; passive means wildcard for a NULL host.
+ * Records the error. Returns the count or -1. */
+int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
+                  int max);
+
+/* Reorder addresses so IPv4 ones come first, keeping the order within each
+ * family. */
+void netx__ipv4_first(netx_addr *addrs, int n);
+
+/* tcp.c ------------------------------------------------------------------ */
+
+/* The shared worker of netx_tcp_listen() and netx_udp_bind(): a socket of
+ * type bound to host:port (listening when type is SOCK_STREAM). */
+int netx__open_bound(const char *host, uint16_t port, int type, int backlog);
+
+#endif /* NETX_INTERNAL_H */

@@ -1,0 +1,283 @@
+/*
+ * io.c - step 4, exchanging data: one send or recv at a time, and the loops
+ * that move a whole buffer.
+ *
+ * send(2) and recv(2) are allowed to move fewer bytes than asked, to be
+ * interrupted by signals (EINTR), and to raise SIGPIPE when the peer has
+ * gone. Hand-written socket code usually forgets one of these; here each is
+ * handled once, for every caller.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+
+#include "compat.h"
+#include "internal.h"
+
+int netx__timeout_errno(int fd, int err)
+{
+    /* SO_RCVTIMEO/SO_SNDTIMEO expiry shows up as EAGAIN on a blocking
+     * socket. A blocking socket has no other reason to say EAGAIN, so call
+     * it what it is. */
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags >= 0 && (flags & O_NONBLOCK) == 0) {
+            return ETIMEDOUT;
+        }
+    }
+    return err;
+}
+
+/* The receive or send timeout set on fd, in milliseconds; -1 if none. */
+static int socket_timeout_ms(int fd, int name)
+{
+    struct timeval tv;
+    socklen_t len = sizeof tv;
+    if (getsockopt(fd, SOL_SOCKET, name, &tv, &len) != 0) {
+        return -1;
+    }
+    if (tv.tv_sec == 0 && tv.tv_usec == 0) {
+        return -1;
+    }
+    return (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+}
+
+int netx__wait_ready(int fd, short events)
+{
+    int timeout_ms = socket_timeout_ms(fd, events == POLLOUT ? SO_SNDTIMEO : SO_RCVTIMEO);
+    long long deadline = timeout_ms >= 0 ? netx__now_ms() + timeout_ms : -1;
+
+    for (;;) {
+        int wait_ms = -1;
+        if (deadline >= 0) {
+            long long left = deadline - netx__now_ms();
+            wait_ms = left > 0 ? (int)left : 0;
+        }
+        struct pollfd p = {.fd = fd, .events = events, .revents = 0};
+        int n = poll(&p, 1, wait_ms);
+        if (n > 0) {
+            /* Readable, writable, or an error the next call will report. */
+            return 0;
+        }
+        if (n == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (errno != EINTR) {
+            return -1;
+        }
+    }
+}
+
+/* The rare paths of a send: failure, or tracing on. Kept out of line so the
+ * common path stays short. */
+static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len,
+                         const netx_addr *to)
+{
+    char where[NETX_ADDRSTRLEN + 16];
+    char text[NETX_ADDRSTRLEN];
+
+    if (n < 0) {
+        err = netx__timeout_errno(fd, err);
+    }
+    if (to != NULL && netx_addr_format(to, text, sizeof text) < 0) {
+        strcpy(text, "?");
+    }
+    if (t != NULL) {
+        if (to != NULL) {
+            netx__trace_step(t, n, err, NULL, "sendto(%d, %zu bytes, %s)", fd, len, text);
+        } else {
+            netx__trace_step(t, n, err, NULL, "send(%d, %zu bytes)", fd, len);
+        }
+    }
+    if (n >= 0) {
+        return n;
+    }
+    if (to != NULL) {
+        return netx__fail(err, "sendto %s (fd %d)", text, fd);
+    }
+    netx__describe_peer(fd, where, sizeof where);
+    return netx__fail(err, "send to %s", where);
+}
+
+ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to)
+{
+    ssize_t n;
+
+    if (NETX__UNLIKELY(buf == NULL && len > 0)) {
+        return netx__fail(EINVAL, "send on fd %d: buf is NULL", fd);
+    }
+    do {
+        if (to != NULL) {
+            n = sendto(fd, buf, len, NETX__SEND_FLAGS, (const struct sockaddr *)&to->ss,
+                       to->len);
+        } else {
+            /* MSG_NOSIGNAL: a closed peer gives EPIPE, not a fatal SIGPIPE. */
+            n = send(fd, buf, len, NETX__SEND_FLAGS);
+        }
+    } while (n < 0 && errno == EINTR);
+    int err = errno;
+
+    FILE *t = netx__tracing();
+    if (NETX__UNLIKELY(n < 0 || t != NULL)) {
+        return sent_slow(t, fd, n, err, len, to);
+    }
+    return n;
+}
+
+static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap,
+                             netx_addr *from, int truncated)
+{
+    char where[NETX_ADDRSTRLEN + 16];
+    char text[NETX_ADDRSTRLEN];
+    char extra[NETX_ADDRSTRLEN + 8] = "";
+
+    if (n < 0) {
+        err = netx__timeout_errno(fd, err);
+    } else if (truncated) {
+        err = EMSGSIZE;
+    }
+    if (from != NULL && n >= 0) {
+        if (netx_addr_format(from, text, sizeof text) < 0) {
+            strcpy(text, "?");
+        }
+        snprintf(extra, sizeof extra, "  from %s", text);
+    }
+    if (t != NULL) {
+        long shown = (n < 0 || truncated) ? -1 : (long)n;
+        netx__trace_step(t, shown, err, extra, "%s(%d, %zu)", from != NULL ? "recvfrom" : "recv",
+                         fd, cap);
+    }
+    if (n >= 0 && !truncated) {
+        return n;
+    }
+    if (from != NULL) {
+        netx__describe_local(fd, where, sizeof where);
+    } else {
+        netx__describe_peer(fd, where, sizeof where);
+    }
+    if (truncated) {
+        return netx__fail(err, "%s %s: datagram longer than %zu bytes, cut short",
+                          from != NULL ? "recvfrom on" : "recv from", where, cap);
+    }
+    return netx__fail(err, "%s %s", from != NULL ? "recvfrom on" : "recv from", where);
+}
+
+ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from)
+{
+    struct iovec iov;
+    struct msghdr msg;
+    ssize_t n;
+
+    if (NETX__UNLIKELY(buf == NULL && cap > 0)) {
+        return netx__fail(EINVAL, "recv on fd %d: buf is NULL", fd);
+    }
+    iov.iov_base = buf;
+    iov.iov_len = cap;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (from != NULL) {
+        memset(from, 0, sizeof *from);
+        msg.msg_name = &from->ss;
+        msg.msg_namelen = sizeof from->ss;
+    }
+    /* recvmsg() rather than recv(): its msg_flags tell when a datagram was
+     * longer than the buffer (MSG_TRUNC), which recv() would hide. */
+    do {
+        n = recvmsg(fd, &msg, 0);
+    } while (n < 0 && errno == EINTR);
+    int err = errno;
+
+    if (from != NULL && n >= 0) {
+        from->len = msg.msg_namelen;
+    }
+    int truncated = n >= 0 && (msg.msg_flags & MSG_TRUNC) != 0;
+    FILE *t = netx__tracing();
+    if (NETX__UNLIKELY(n < 0 || truncated || t != NULL)) {
+        return received_slow(t, fd, n, err, cap, from, truncated);
+    }
+    return n;
+}
+
+ssize_t netx_send(int fd, const void *buf, size_t len)
+{
+    return netx__send_once(fd, buf, len, NULL);
+}
+
+ssize_t netx_recv(int fd, void *buf, size_t cap)
+{
+    return netx__recv_once(fd, buf, cap, NULL);
+}
+
+/* Record a failed wait for readiness (ETIMEDOUT, mostly) in a loop. */
+static int wait_failed(int fd, const char *step)
+{
+    char where[NETX_ADDRSTRLEN + 16];
+    int err = errno;
+    netx__describe_peer(fd, where, sizeof where);
+    return netx__fail(err, "%s %s", step, where);
+}
+
+int netx_send_all(int fd, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    size_t done = 0;
+
+    if (buf == NULL && len > 0) {
+        return netx__fail(EINVAL, "send_all on fd %d: buf is NULL", fd);
+    }
+    while (done < len) {
+        ssize_t n = netx_send(fd, p + done, len - done);
+        if (n > 0) {
+            done += (size_t)n; /* a short send: loop for the rest */
+            continue;
+        }
+        /* EAGAIN only comes from a non-blocking socket (a blocking one
+         * reports ETIMEDOUT): wait for room, then go on. */
+        if (n < 0 && errno == EAGAIN) {
+            if (netx__wait_ready(fd, POLLOUT) == 0) {
+                continue;
+            }
+            wait_failed(fd, "send to");
+        } else if (n == 0) {
+            netx__fail(EIO, "send on fd %d: the system took no bytes", fd);
+        }
+        netx__set_transferred(done);
+        return -1;
+    }
+    return 0;
+}
+
+ssize_t netx_recv_all(int fd, void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    size_t done = 0;
+
+    if (buf == NULL && len > 0) {
+        return netx__fail(EINVAL, "recv_all on fd %d: buf is NULL", fd);
+    }
+    while (done < len) {
+        ssize_t n = netx_recv(fd, p + done, len - done);
+        if (n > 0) {
+            done += (size_t)n; /* a short read: loop for the rest */
+            continue;
+        }
+        if (n == 0) {
+            break; /* end of stream: report what arrived */
+        }
+        if (errno == EAGAIN) {
+            if (netx__wait_ready(fd, POLLIN) == 0) {
+                continue;
+            }
+            wait_failed(fd, "recv from");
+        }
+        netx__set_transferred(done);
+        return -1;
+    }
+    return (ssize_t)done;
+}

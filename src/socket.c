@@ -1,0 +1,396 @@
+/*
+ * socket.c - the article's steps one call at a time: create a socket (step
+ * 1), bind or connect it (step 2), listen and accept (step 3), close it
+ * (step 5); and the socket options a program commonly needs.
+ *
+ * Each function is the system call plus what the call alone gets wrong:
+ * close-on-exec, EINTR, SIGPIPE, timeouts that say ETIMEDOUT, and an error
+ * record that names the step and the address.
+ */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* accept4(), a Linux extension also found in the BSDs */
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "internal.h"
+
+int netx__prepare_fd(int fd)
+{
+    if (NETX__SOCK_CLOEXEC == 0) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+            return -1;
+        }
+    }
+#if NETX__NEED_NOSIGPIPE
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) < 0) {
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+int netx_socket(int family, int type)
+{
+    int fd = socket(family, type | NETX__SOCK_CLOEXEC, 0);
+    int err = errno;
+
+    if (fd >= 0 && netx__prepare_fd(fd) != 0) {
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        netx__trace_step(t, fd, err, NULL, "socket(%s, %s)", netx__family_name(family),
+                         netx__type_name(type));
+    }
+    if (fd < 0) {
+        return netx__fail(err, "socket(%s, %s)", netx__family_name(family),
+                          netx__type_name(type));
+    }
+    return fd;
+}
+
+int netx_bind(int fd, const netx_addr *addr)
+{
+    char text[NETX_ADDRSTRLEN];
+
+    if (addr == NULL) {
+        return netx__fail(EINVAL, "bind fd %d: addr is NULL", fd);
+    }
+    int rc = bind(fd, (const struct sockaddr *)&addr->ss, addr->len);
+    int err = errno;
+    if (netx_addr_format(addr, text, sizeof text) < 0) {
+        strcpy(text, "?");
+    }
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        netx__trace_step(t, rc, err, NULL, "bind(%d, %s)", fd, text);
+    }
+    if (rc != 0) {
+        return netx__fail(err, "bind to %s (fd %d)", text, fd);
+    }
+    return 0;
+}
+
+int netx_listen(int fd, int backlog)
+{
+    if (backlog <= 0) {
+        backlog = SOMAXCONN;
+    }
+    int rc = listen(fd, backlog);
+    int err = errno;
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        netx__trace_step(t, rc, err, NULL, "listen(%d, %d)", fd, backlog);
+    }
+    if (rc != 0) {
+        char where[NETX_ADDRSTRLEN + 16];
+        netx__describe_local(fd, where, sizeof where);
+        return netx__fail(err, "listen on %s", where);
+    }
+    return 0;
+}
+
+long long netx__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait for a connection attempt already under way to finish, then read its
+ * outcome from SO_ERROR. Returns 0 when connected, else the errno value.
+ */
+static int wait_connected(int fd, int timeout_ms)
+{
+    long long deadline = timeout_ms > 0 ? netx__now_ms() + timeout_ms : -1;
+
+    for (;;) {
+        int wait_ms = -1;
+        if (deadline >= 0) {
+            long long left = deadline - netx__now_ms();
+            wait_ms = left > 0 ? (int)left : 0;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
+        int n = poll(&p, 1, wait_ms);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue; /* a signal, not an answer: keep waiting */
+            }
+            return errno;
+        }
+        if (n == 0) {
+            return ETIMEDOUT;
+        }
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
+            return errno;
+        }
+        return soerr;
+    }
+}
+
+int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms)
+{
+    int flags = fcntl(fd, F_GETFL);
+    int switched = 0;
+
+    if (flags < 0) {
+        return -1;
+    }
+    /* To bound the wait we connect in non-blocking mode and poll(). */
+    if (timeout_ms > 0 && (flags & O_NONBLOCK) == 0) {
+        if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+            return -1;
+        }
+        switched = 1;
+    }
+    int rc = connect(fd, (const struct sockaddr *)&addr->ss, addr->len);
+    int err = rc == 0 ? 0 : errno;
+    /*
+     * EINPROGRESS: the non-blocking connect has started. EINTR: a signal
+     * interrupted a blocking connect, but POSIX says the connection is still
+     * being established asynchronously; calling connect() again would fail
+     * with EALREADY. In both cases, wait for the outcome.
+     */
+    if (err == EINPROGRESS || err == EINTR) {
+        err = wait_connected(fd, timeout_ms);
+    }
+    if (switched) {
+        fcntl(fd, F_SETFL, flags);
+    }
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+int netx_connect(int fd, const netx_addr *addr, int timeout_ms)
+{
+    char text[NETX_ADDRSTRLEN];
+
+    if (addr == NULL) {
+        return netx__fail(EINVAL, "connect fd %d: addr is NULL", fd);
+    }
+    int rc = netx__connect_wait(fd, addr, timeout_ms);
+    int err = errno;
+    if (netx_addr_format(addr, text, sizeof text) < 0) {
+        strcpy(text, "?");
+    }
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        netx__trace_step(t, rc, err, NULL, "connect(%d, %s)", fd, text);
+    }
+    if (rc != 0) {
+        return netx__fail(err, "connect to %s", text);
+    }
+    return 0;
+}
+
+int netx_accept(int listen_fd, netx_addr *peer)
+{
+    netx_addr scratch;
+    netx_addr *a = peer != NULL ? peer : &scratch;
+    int fd;
+
+    for (;;) {
+        memset(a, 0, sizeof *a);
+        a->len = sizeof a->ss;
+#if NETX__HAVE_ACCEPT4
+        fd = accept4(listen_fd, (struct sockaddr *)&a->ss, &a->len, SOCK_CLOEXEC);
+#else
+        fd = accept(listen_fd, (struct sockaddr *)&a->ss, &a->len);
+        if (fd >= 0) {
+            /* BSD-derived systems pass O_NONBLOCK on to the new socket;
+             * libnetx promises a blocking one everywhere. */
+            int fl = fcntl(fd, F_GETFL);
+            if (fl >= 0) {
+                fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+            }
+        }
+#endif
+        if (fd >= 0) {
+            break;
+        }
+        /* EINTR: a signal arrived while waiting. ECONNABORTED: a client
+         * reset its connection before we took it. Neither is a failure of
+         * the listener, so keep accepting. */
+        if (errno == EINTR || errno == ECONNABORTED) {
+            continue;
+        }
+        int err = netx__timeout_errno(listen_fd, errno);
+        FILE *t = netx__tracing();
+        if (t != NULL) {
+            netx__trace_step(t, -1, err, NULL, "accept(%d)", listen_fd);
+        }
+        char where[NETX_ADDRSTRLEN + 16];
+        netx__describe_local(listen_fd, where, sizeof where);
+        return netx__fail(err, "accept on %s", where);
+    }
+    if (netx__prepare_fd(fd) != 0) {
+        int err = errno;
+        close(fd);
+        return netx__fail(err, "accept on fd %d: preparing the new socket", listen_fd);
+    }
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        char text[NETX_ADDRSTRLEN];
+        char extra[NETX_ADDRSTRLEN + 8];
+        if (netx_addr_format(a, text, sizeof text) < 0) {
+            strcpy(text, "?");
+        }
+        snprintf(extra, sizeof extra, "  peer %s", text);
+        netx__trace_step(t, fd, 0, extra, "accept(%d)", listen_fd);
+    }
+    return fd;
+}
+
+static const char *how_name(int how)
+{
+    switch (how) {
+    case SHUT_RD:
+        return "SHUT_RD";
+    case SHUT_WR:
+        return "SHUT_WR";
+    case SHUT_RDWR:
+        return "SHUT_RDWR";
+    default:
+        return "SHUT_?";
+    }
+}
+
+int netx_shutdown(int fd, int how)
+{
+    int rc = shutdown(fd, how);
+    int err = errno;
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        netx__trace_step(t, rc, err, NULL, "shutdown(%d, %s)", fd, how_name(how));
+    }
+    if (rc != 0) {
+        char where[NETX_ADDRSTRLEN + 16];
+        netx__describe_peer(fd, where, sizeof where);
+        return netx__fail(err, "shutdown(%s) of %s", how_name(how), where);
+    }
+    return 0;
+}
+
+int netx_close(int fd)
+{
+    int rc = close(fd);
+    int err = errno;
+    /* Never retry close(): on Linux the descriptor is gone even when close()
+     * says EINTR, and a retry could close one another thread just opened. */
+    if (rc != 0 && err == EINTR) {
+        rc = 0;
+    }
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        netx__trace_step(t, rc, err, NULL, "close(%d)", fd);
+    }
+    if (rc != 0) {
+        return netx__fail(err, "close fd %d", fd);
+    }
+    return 0;
+}
+
+/* Socket options ----------------------------------------------------------- */
+
+/* setsockopt() with an int value, recording "setsockopt NAME (fd N)". */
+static int set_int_option(int fd, int level, int name, int value, const char *label)
+{
+    if (setsockopt(fd, level, name, &value, sizeof value) != 0) {
+        return netx__fail(errno, "setsockopt %s (fd %d)", label, fd);
+    }
+    return 0;
+}
+
+int netx_set_timeout(int fd, int timeout_ms)
+{
+    if (timeout_ms < 0) {
+        return netx__fail(EINVAL, "set timeout on fd %d: %d ms is negative", fd,
+                          timeout_ms);
+    }
+    struct timeval tv;
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+        return netx__fail(errno, "setsockopt SO_RCVTIMEO (fd %d)", fd);
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+        return netx__fail(errno, "setsockopt SO_SNDTIMEO (fd %d)", fd);
+    }
+    return 0;
+}
+
+int netx_set_nonblocking(int fd, int on)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) {
+        return netx__fail(errno, "fcntl F_GETFL (fd %d)", fd);
+    }
+    int want = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    if (want != flags && fcntl(fd, F_SETFL, want) != 0) {
+        return netx__fail(errno, "fcntl F_SETFL O_NONBLOCK (fd %d)", fd);
+    }
+    return 0;
+}
+
+int netx_set_nodelay(int fd, int on)
+{
+    return set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, on != 0, "TCP_NODELAY");
+}
+
+int netx_set_keepalive(int fd, int idle_s)
+{
+    if (idle_s < 0) {
+        return netx__fail(EINVAL, "set keepalive on fd %d: %d s is negative", fd, idle_s);
+    }
+    if (set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, idle_s > 0, "SO_KEEPALIVE") != 0) {
+        return -1;
+    }
+    if (idle_s == 0) {
+        return 0;
+    }
+    /* The system default waits two hours before the first probe, which is
+     * more or less never; use the caller's figure instead. */
+    int interval = idle_s / 3 > 0 ? idle_s / 3 : 1;
+    (void)interval;
+#if defined(TCP_KEEPIDLE)
+    if (set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s, "TCP_KEEPIDLE") != 0) {
+        return -1;
+    }
+#elif defined(TCP_KEEPALIVE)
+    if (set_int_option(fd, IPPROTO_TCP, TCP_KEEPALIVE, idle_s, "TCP_KEEPALIVE") != 0) {
+        return -1;
+    }
+#endif
+#if defined(TCP_KEEPINTVL)
+    if (set_int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL, interval, "TCP_KEEPINTVL") != 0) {
+        return -1;
+    }
+#endif
+#if defined(TCP_KEEPCNT)
+    if (set_int_option(fd, IPPROTO_TCP, TCP_KEEPCNT, 3, "TCP_KEEPCNT") != 0) {
+        return -1;
+    }
+#endif
+    return 0;
+}
