@@ -67,7 +67,7 @@ SHARED  := $(BUILD)/$(SHARED_REAL)
 
 # Tests: one cmocka binary per module, linked with the static library and
 # the fault-injection shims (tests/fault.c) through the linker's --wrap.
-TEST_NAMES   := tcp
+TEST_NAMES   := $(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c))
 TEST_BINS    := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TEST_SUPPORT := $(BUILD)/tests/obj/support.o $(BUILD)/tests/obj/fault.o
 WRAPPED      := send recvmsg sendto connect accept4 poll close
