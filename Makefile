@@ -77,7 +77,7 @@ TEST_WRAP    := $(foreach f,$(WRAPPED),-Wl,--wrap=$(f))
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
-.PHONY: all lib test check deps install uninstall clean format pc FORCE
+.PHONY: all lib tests test check deps header-check installcheck install uninstall clean format FORCE
 
 all: lib
 
@@ -120,8 +120,26 @@ $(BUILD)/tests/obj/%.o: tests/%.c | $(BUILD)/tests/obj deps
 $(BUILD)/tests/test_%: $(BUILD)/tests/obj/test_%.o $(TEST_SUPPORT) $(STATIC)
 	$(CC) $(NETX_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(TEST_LDLIBS)
 
-test check: deps $(TEST_BINS)
+# Build the test programs without running them.
+tests: deps $(TEST_BINS)
+
+test check: deps header-check $(TEST_BINS)
 	@sh tests/run.sh $(TEST_BINS)
+
+# The header must compile on its own, as C and as C++.
+CXX ?= c++
+header-check:
+	@printf '#include "netx.h"\n' | $(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror \
+	    -Iinclude -fsyntax-only -x c -
+	@if command -v $(CXX) >/dev/null 2>&1; then \
+	    printf '#include "netx.h"\nint main() { return netx_local_port(-1) == -1 ? 0 : 1; }\n' | \
+	    $(CXX) -Wall -Wextra -Wpedantic -Werror -Iinclude -fsyntax-only -x c++ - && \
+	    echo "header: netx.h compiles alone as C and as C++"; \
+	else echo "header: no C++ compiler ($(CXX)); checked as C only"; fi
+
+# Install into a scratch directory, use it from outside the tree, uninstall.
+installcheck: lib
+	@MAKE="$(MAKE)" CC="$(CC)" sh tests/install.sh
 
 # Install ------------------------------------------------------------------
 

@@ -1,0 +1,37 @@
+#!/bin/sh
+# tests/install.sh - install libnetx into a scratch DESTDIR, build a program
+# outside the tree against it with pkg-config, run it, then uninstall and
+# check that nothing is left behind. Run by `make installcheck`.
+set -eu
+
+make=${MAKE:-make}
+dest=$(mktemp -d)
+work=$(mktemp -d)
+trap 'rm -rf "$dest" "$work"' EXIT
+prefix=/usr/local
+
+$make -s install DESTDIR="$dest" PREFIX="$prefix"
+
+# pkg-config finds the .pc under DESTDIR; the sysroot variable puts DESTDIR
+# in front of the -I and -L paths it prints.
+export PKG_CONFIG_PATH="$dest$prefix/lib/pkgconfig"
+export PKG_CONFIG_SYSROOT_DIR="$dest"
+cp tests/install/consumer.c "$work/"
+(cd "$work" && ${CC:-cc} -std=c11 -Wall -Wextra -o consumer consumer.c \
+    $(pkg-config --cflags --libs netx))
+LD_LIBRARY_PATH="$dest$prefix/lib" "$work/consumer"
+
+# The program must have used the shared library from the install.
+LD_LIBRARY_PATH="$dest$prefix/lib" ldd "$work/consumer" | grep -q "$dest$prefix/lib/libnetx.so.0" || {
+    echo "install: the consumer did not load the installed libnetx.so.0" >&2
+    exit 1
+}
+
+$make -s uninstall DESTDIR="$dest" PREFIX="$prefix"
+left=$(find "$dest" -type f -o -type l)
+if [ -n "$left" ]; then
+    echo "install: 'make uninstall' left these behind:" >&2
+    echo "$left" >&2
+    exit 1
+fi
+echo "install: installed, used from outside the tree, and uninstalled cleanly"
