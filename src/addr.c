@@ -33,6 +33,20 @@ static int same_addr(const netx_addr *a, const struct addrinfo *ai)
     return a->len == ai->ai_addrlen && memcmp(&a->ss, ai->ai_addr, a->len) == 0;
 }
 
+/* The address alone, without brackets or port: "127.0.0.1", "::1". */
+static void host_text(const netx_addr *a, char *buf, size_t cap)
+{
+    const void *raw = NULL;
+    if (a->ss.ss_family == AF_INET) {
+        raw = &((const struct sockaddr_in *)&a->ss)->sin_addr;
+    } else if (a->ss.ss_family == AF_INET6) {
+        raw = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+    }
+    if (raw == NULL || inet_ntop(a->ss.ss_family, raw, buf, (socklen_t)cap) == NULL) {
+        snprintf(buf, cap, "?");
+    }
+}
+
 int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
                   int max)
 {
@@ -83,16 +97,21 @@ int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
 
     FILE *t = netx__tracing();
     if (t != NULL) {
-        char text[NETX_ADDRSTRLEN];
-        char extra[4 * NETX_ADDRSTRLEN];
+        /* "resolve(localhost) = 127.0.0.1, ::1": the addresses, in order. */
+        char list_text[4 * NETX_ADDRSTRLEN] = "";
         size_t used = 0;
-        extra[0] = '\0';
-        for (int i = 0; i < count && used < sizeof extra; i++) {
-            netx_addr_format(&out[i], text, sizeof text);
-            used += (size_t)snprintf(extra + used, sizeof extra - used, "%s%s",
-                                     i == 0 ? "  " : ", ", text);
+        for (int i = 0; i < count && i < 4; i++) {
+            char text[NETX_ADDRSTRLEN];
+            host_text(&out[i], text, sizeof text);
+            int w = snprintf(list_text + used, sizeof list_text - used, "%s%s",
+                             i == 0 ? "" : ", ", text);
+            if (w < 0 || (size_t)w >= sizeof list_text - used) {
+                break;
+            }
+            used += (size_t)w;
         }
-        netx__trace_step(t, count, 0, extra, "resolve(%s)", host != NULL ? host : "*");
+        netx__trace_text(t, "resolve(%s) = %s%s", host != NULL ? host : "*", list_text,
+                         count > 4 ? ", ..." : "");
     }
     if (count == 0) {
         return netx__fail(ENOENT, "resolve %s: no usable address",

@@ -75,6 +75,9 @@ static inline FILE *netx__tracing(void)
 void netx__trace_step(FILE *out, long rc, int err, const char *extra,
                       const char *fmt, ...) NETX__PRINTF(5, 6);
 
+/* Write one line "netx: <text>" as formatted. Keeps errno. */
+void netx__trace_text(FILE *out, const char *fmt, ...) NETX__PRINTF(2, 3);
+
 /* Names for trace lines: "AF_INET", "SOCK_STREAM", "SHUT_WR". */
 const char *netx__family_name(int family);
 const char *netx__type_name(int type);

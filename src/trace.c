@@ -86,6 +86,20 @@ void netx__trace_step(FILE *out, long rc, int err, const char *extra,
     errno = saved;
 }
 
+void netx__trace_text(FILE *out, const char *fmt, ...)
+{
+    int saved = errno;
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(out, "netx: %s\n", line);
+    fflush(out);
+    errno = saved;
+}
+
 const char *netx__family_name(int family)
 {
     switch (family) {
