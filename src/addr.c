@@ -47,8 +47,7 @@ static void host_text(const netx_addr *a, char *buf, size_t cap)
     }
 }
 
-int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
-                  int max)
+int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out, int max)
 {
     char service[8];
     char bare[256]; /* longest DNS name is 253 */
@@ -103,8 +102,8 @@ int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
         for (int i = 0; i < count && i < 4; i++) {
             char text[NETX_ADDRSTRLEN];
             host_text(&out[i], text, sizeof text);
-            int w = snprintf(list_text + used, sizeof list_text - used, "%s%s",
-                             i == 0 ? "" : ", ", text);
+            int w = snprintf(list_text + used, sizeof list_text - used, "%s%s", i == 0 ? "" : ", ",
+                             text);
             if (w < 0 || (size_t)w >= sizeof list_text - used) {
                 break;
             }
@@ -114,8 +113,7 @@ int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
                          count > 4 ? ", ..." : "");
     }
     if (count == 0) {
-        return netx__fail(ENOENT, "resolve %s: no usable address",
-                          host != NULL ? host : "(any)");
+        return netx__fail(ENOENT, "resolve %s: no usable address", host != NULL ? host : "(any)");
     }
     return count;
 }
@@ -185,8 +183,7 @@ int netx_addr_parse(const char *text, netx_addr *out)
     size_t host_len;
 
     if (text == NULL || out == NULL) {
-        return netx__fail(EINVAL, "parse address: %s is NULL",
-                          text == NULL ? "text" : "out");
+        return netx__fail(EINVAL, "parse address: %s is NULL", text == NULL ? "text" : "out");
     }
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
@@ -239,8 +236,7 @@ int netx_addr_parse(const char *text, netx_addr *out)
 
 bad:
     /* Keep the sentence one line and bounded whatever text holds. */
-    return netx__fail(EINVAL, "parse address \"%.60s\": expected 1.2.3.4:PORT or [::1]:PORT",
-                      text);
+    return netx__fail(EINVAL, "parse address \"%.60s\": expected 1.2.3.4:PORT or [::1]:PORT", text);
 }
 
 int netx_addr_format(const netx_addr *addr, char *buf, size_t cap)
@@ -254,8 +250,7 @@ int netx_addr_format(const netx_addr *addr, char *buf, size_t cap)
         buf[0] = '\0';
     }
     if (addr == NULL || buf == NULL) {
-        return netx__fail(EINVAL, "format address: %s is NULL",
-                          addr == NULL ? "addr" : "buf");
+        return netx__fail(EINVAL, "format address: %s is NULL", addr == NULL ? "addr" : "buf");
     }
     if (addr->ss.ss_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)&addr->ss;

@@ -28,8 +28,8 @@
 #define NETX__NEED_NOSIGPIPE 0
 #endif
 
-#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
-    defined(__OpenBSD__) || defined(__DragonFly__)
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__) ||   \
+    defined(__DragonFly__)
 #define NETX__HAVE_ACCEPT4 1
 #else
 #define NETX__HAVE_ACCEPT4 0

@@ -14,7 +14,7 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define NETX__PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define NETX__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define NETX__UNLIKELY(x)  __builtin_expect(!!(x), 0)
 #else
 #define NETX__PRINTF(f, a)
 #define NETX__UNLIKELY(x) (x)
@@ -72,8 +72,8 @@ static inline FILE *netx__tracing(void)
  * Write one line "netx: <step> = <rc>" (or "= -1 (<strerror(err)>)" when rc
  * is -1), then extra if not NULL. Keeps errno.
  */
-void netx__trace_step(FILE *out, long rc, int err, const char *extra,
-                      const char *fmt, ...) NETX__PRINTF(5, 6);
+void netx__trace_step(FILE *out, long rc, int err, const char *extra, const char *fmt, ...)
+    NETX__PRINTF(5, 6);
 
 /* Write one line "netx: <text>" as formatted. Keeps errno. */
 void netx__trace_text(FILE *out, const char *fmt, ...) NETX__PRINTF(2, 3);
@@ -114,8 +114,7 @@ ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from);
 
 /* Resolve for a socket type; passive means wildcard for a NULL host.
  * Records the error. Returns the count or -1. */
-int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
-                  int max);
+int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out, int max);
 
 /* Reorder addresses so IPv4 ones come first, keeping the order within each
  * family. */

@@ -75,8 +75,7 @@ int netx__wait_ready(int fd, short events)
 
 /* The rare paths of a send: failure, or tracing on. Kept out of line so the
  * common path stays short. */
-static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len,
-                         const netx_addr *to)
+static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len, const netx_addr *to)
 {
     char where[NETX_ADDRSTRLEN + 16];
     char text[NETX_ADDRSTRLEN];
@@ -113,8 +112,7 @@ ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to
     }
     do {
         if (to != NULL) {
-            n = sendto(fd, buf, len, NETX__SEND_FLAGS, (const struct sockaddr *)&to->ss,
-                       to->len);
+            n = sendto(fd, buf, len, NETX__SEND_FLAGS, (const struct sockaddr *)&to->ss, to->len);
         } else {
             /* MSG_NOSIGNAL: a closed peer gives EPIPE, not a fatal SIGPIPE. */
             n = send(fd, buf, len, NETX__SEND_FLAGS);
@@ -129,8 +127,8 @@ ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to
     return n;
 }
 
-static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap,
-                             netx_addr *from, int truncated)
+static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap, netx_addr *from,
+                             int truncated)
 {
     char where[NETX_ADDRSTRLEN + 16];
     char text[NETX_ADDRSTRLEN];

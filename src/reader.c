@@ -105,8 +105,8 @@ ssize_t netx_read_line(netx_reader *r, char *line, size_t cap)
             size_t len = (size_t)(nl - base) + 1;
             r->start += len;
             if (len > limit) {
-                return netx__fail(EMSGSIZE, "read_line on fd %d: line longer than %zu bytes",
-                                  r->fd, limit);
+                return netx__fail(EMSGSIZE, "read_line on fd %d: line longer than %zu bytes", r->fd,
+                                  limit);
             }
             memcpy(line, base, len);
             line[len] = '\0';
@@ -119,8 +119,8 @@ ssize_t netx_read_line(netx_reader *r, char *line, size_t cap)
             r->start = 0;
             r->end = 0;
             r->skipping = 1;
-            return netx__fail(EMSGSIZE, "read_line on fd %d: line longer than %zu bytes",
-                              r->fd, limit);
+            return netx__fail(EMSGSIZE, "read_line on fd %d: line longer than %zu bytes", r->fd,
+                              limit);
         }
         if (r->eof) {
             /* The last line of the stream, without its '\n'. */

@@ -58,8 +58,7 @@ int netx_socket(int family, int type)
                          netx__type_name(type));
     }
     if (fd < 0) {
-        return netx__fail(err, "socket(%s, %s)", netx__family_name(family),
-                          netx__type_name(type));
+        return netx__fail(err, "socket(%s, %s)", netx__family_name(family), netx__type_name(type));
     }
     return fd;
 }
@@ -325,8 +324,7 @@ static int set_int_option(int fd, int level, int name, int value, const char *la
 int netx_set_timeout(int fd, int timeout_ms)
 {
     if (timeout_ms < 0) {
-        return netx__fail(EINVAL, "set timeout on fd %d: %d ms is negative", fd,
-                          timeout_ms);
+        return netx__fail(EINVAL, "set timeout on fd %d: %d ms is negative", fd, timeout_ms);
     }
     struct timeval tv;
     tv.tv_sec = timeout_ms / 1000;

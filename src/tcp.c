@@ -40,8 +40,7 @@ static void address_only(const netx_addr *a, char *buf, size_t cap)
  * Create a socket for one address, bind it and (for TCP) listen. On failure
  * nothing stays open, errno is set and *step says which step failed.
  */
-static int bind_one(const netx_addr *a, int type, int backlog, int dual_stack,
-                    const char **step)
+static int bind_one(const netx_addr *a, int type, int backlog, int dual_stack, const char **step)
 {
     *step = "socket for";
     int fd = netx_socket(a->ss.ss_family, type);
@@ -53,15 +52,13 @@ static int bind_one(const netx_addr *a, int type, int backlog, int dual_stack,
     /* SO_REUSEADDR lets a restarted server bind its port at once, while the
      * connections of its previous run are still in TIME_WAIT. Only for TCP:
      * on UDP it would let two sockets share one port. */
-    if (type == SOCK_STREAM &&
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+    if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
         *step = "setsockopt SO_REUSEADDR for";
         goto fail;
     }
     /* The wildcard IPv6 address serves IPv4 clients too unless V6ONLY is on;
      * some systems turn it on by default, so say what we want. */
-    if (dual_stack &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) {
+    if (dual_stack && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) {
         *step = "setsockopt IPV6_V6ONLY for";
         goto fail;
     }

@@ -50,8 +50,7 @@ void netx_trace(FILE *out)
     atomic_store(&netx__trace_out, out);
 }
 
-void netx__trace_step(FILE *out, long rc, int err, const char *extra,
-                      const char *fmt, ...)
+void netx__trace_step(FILE *out, long rc, int err, const char *extra, const char *fmt, ...)
 {
     int saved = errno;
     char line[512];
@@ -76,8 +75,7 @@ void netx__trace_step(FILE *out, long rc, int err, const char *extra,
         snprintf(line + used, sizeof line - used, " = -1 (%s)%s\n", cause,
                  extra != NULL ? extra : "");
     } else {
-        snprintf(line + used, sizeof line - used, " = %ld%s\n", rc,
-                 extra != NULL ? extra : "");
+        snprintf(line + used, sizeof line - used, " = %ld%s\n", rc, extra != NULL ? extra : "");
     }
     /* One fputs per line: stdio locks the stream for the call, so lines
      * from different threads never interleave. */
