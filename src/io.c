@@ -99,6 +99,11 @@ static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len, const 
     if (to != NULL) {
         return netx__fail(err, "sendto %s (fd %d)", text, fd);
     }
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        /* Routine for a non-blocking socket in a poll() loop: skip the
+         * peer lookup, which would cost a system call. */
+        return netx__fail(err, "send on fd %d", fd);
+    }
     netx__describe_peer(fd, where, sizeof where);
     return netx__fail(err, "send to %s", where);
 }
@@ -152,6 +157,10 @@ static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap, ne
     }
     if (n >= 0 && !truncated) {
         return n;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        /* Routine for a non-blocking socket: no peer lookup (see above). */
+        return netx__fail(err, "%s on fd %d", from != NULL ? "recvfrom" : "recv", fd);
     }
     if (from != NULL) {
         netx__describe_local(fd, where, sizeof where);
