@@ -132,6 +132,21 @@ NETX_API int netx_resolve(const char *host, uint16_t port, netx_addr *out, int m
 NETX_API int netx_addr_parse(const char *text, netx_addr *out);
 
 /*
+ * netx_parse_port - read a port number given as text, as on a command line.
+ *
+ *   text  decimal digits only, 0 to 65535 ("8080"); no sign, no spaces.
+ *   out   receives the port.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno EINVAL, and a sentence that quotes the text:
+ *   port "70000": not a number from 0 to 65535: Invalid argument
+ *
+ * BLOCKING, THREAD SAFETY
+ *   Never blocks; safe from any thread.
+ */
+NETX_API int netx_parse_port(const char *text, uint16_t *out);
+
+/*
  * netx_addr_format - write an address as text: "127.0.0.1:80", "[::1]:80".
  *
  *   addr   the address to format.

@@ -156,6 +156,17 @@ static long parse_port(const char *s)
     return v <= 65535 ? v : -1;
 }
 
+int netx_parse_port(const char *text, uint16_t *out)
+{
+    long port = text != NULL ? parse_port(text) : -1;
+    if (port < 0 || out == NULL) {
+        return netx__fail(EINVAL, "port \"%.20s\": not a number from 0 to 65535",
+                          text != NULL ? text : "(null)");
+    }
+    *out = (uint16_t)port;
+    return 0;
+}
+
 /* "fe80::1%eth0" or "fe80::1%2": split off the zone and turn it into the
  * interface index. */
 static int parse_ipv6(char *text, struct sockaddr_in6 *sin6)
