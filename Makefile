@@ -65,6 +65,11 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 STATIC  := $(BUILD)/libnetx.a
 SHARED  := $(BUILD)/$(SHARED_REAL)
 
+# Examples: one program per file, each a step of the article, linked with
+# the static library so they run from build/examples/ as they are.
+EXAMPLES     := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
+EXAMPLE_BINS := $(EXAMPLES:%=$(BUILD)/examples/%)
+
 # Tests: one cmocka binary per module, linked with the static library and
 # the fault-injection shims (tests/fault.c) through the linker's --wrap.
 TEST_NAMES   := $(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c))
@@ -77,9 +82,14 @@ TEST_WRAP    := $(foreach f,$(WRAPPED),-Wl,--wrap=$(f))
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
-.PHONY: all lib tests test check deps header-check installcheck install uninstall clean format FORCE
+.PHONY: all lib examples tests test check deps header-check installcheck install uninstall clean format FORCE
 
-all: lib
+all: lib examples
+
+examples: $(EXAMPLE_BINS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
+	$(CC) $(NETX_CFLAGS) $(CFLAGS) $(NETX_LDFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) -lpthread
 
 lib: $(STATIC) $(BUILD)/$(SHARED_LINK) $(BUILD)/netx.pc
 
@@ -104,7 +114,7 @@ $(BUILD)/netx.pc: netx.pc.in FORCE | $(BUILD)/obj
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-$(BUILD)/obj $(BUILD)/tests/obj:
+$(BUILD)/obj $(BUILD)/tests/obj $(BUILD)/examples:
 	mkdir -p $@
 
 # Tests --------------------------------------------------------------------
@@ -143,7 +153,12 @@ installcheck: lib
 
 # Install ------------------------------------------------------------------
 
-install: lib
+install: lib examples
+
+examples: $(EXAMPLE_BINS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
+	$(CC) $(NETX_CFLAGS) $(CFLAGS) $(NETX_LDFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) -lpthread
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 include/netx.h $(DESTDIR)$(INCLUDEDIR)/netx.h
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libnetx.a
@@ -165,4 +180,4 @@ clean:
 format:
 	clang-format -i include/*.h src/*.c src/*.h tests/*.c tests/*.h
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/obj/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/obj/*.d $(BUILD)/examples/*.d)
