@@ -1,0 +1,173 @@
+/*
+ * udp_server.c - Step 6 of the article's guide, "Switch to UDP": change
+ * SOCK_STREAM to SOCK_DGRAM, and use sendto()/recvfrom().
+ *
+ * A datagram echo server. There is no listen() and no accept(): one socket
+ * receives every client's datagrams, each with the address it came from,
+ * and the reply goes back to that address. Each datagram arrives whole or
+ * not at all, so there is no stream to put together.
+ *
+ *   $ ./udp_server -p 0
+ *   listening on 127.0.0.1:50001
+ *   $ ./udp_client -p 50001 hello
+ *   hello
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netx.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *prog = "udp_server";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s [-H HOST] [-p PORT]\n"
+            "  Send every datagram back to where it came from.\n"
+            "  -H HOST  address to receive on (default localhost)\n"
+            "  -p PORT  port to receive on, 0 for any free one (default 12345)\n"
+            "  -h       show this help\n",
+            prog);
+}
+
+/* A bad command line: one line saying why, the usage, exit status 2. */
+static void bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage(stderr);
+    exit(2);
+}
+
+/*
+ * Stopping on Ctrl-C (SIGINT) or SIGTERM: libnetx retries a call that a
+ * signal interrupts, so the handler writes a byte to a pipe, and we wait
+ * with poll() on the socket and on that pipe together (the self-pipe trick).
+ */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    int saved = errno; /* a handler must not disturb the code it interrupts */
+    ssize_t ignored = write(stop_pipe[1], "", 1);
+    (void)ignored;
+    errno = saved;
+}
+
+static int catch_stop_signals(void)
+{
+    if (pipe(stop_pipe) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
+        fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Wait until fd has something to read: 1, or 0 once a stop was asked for. */
+static int wait_readable(int fd)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_pipe[0], .events = POLLIN}};
+    for (;;) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue; /* our own signal: the pipe now says why */
+            }
+            return 0;
+        }
+        if (p[1].revents != 0) {
+            return 0;
+        }
+        if (p[0].revents != 0) {
+            return 1;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "localhost";
+    uint16_t port = 12345;
+    int opt;
+
+    opterr = 0; /* we print our own messages */
+    while ((opt = getopt(argc, argv, ":hH:p:")) != -1) {
+        switch (opt) {
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            if (netx_parse_port(optarg, &port) != 0) {
+                bad_usage("%s", netx_last_error());
+            }
+            break;
+        case ':':
+            bad_usage("option -%c needs a value", optopt);
+            break;
+        default:
+            bad_usage("unknown option -%c", optopt);
+        }
+    }
+    if (optind < argc) {
+        bad_usage("unexpected argument \"%s\"", argv[optind]);
+    }
+    if (catch_stop_signals() != 0) {
+        perror(prog);
+        return 1;
+    }
+
+    /* Steps 1-2: a SOCK_DGRAM socket, bound to host:port. */
+    int fd = netx_udp_bind(host, port);
+    if (fd < 0) {
+        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+        return 1;
+    }
+    netx_addr local;
+    char text[NETX_ADDRSTRLEN];
+    netx_local_addr(fd, &local);
+    netx_addr_format(&local, text, sizeof text);
+    printf("listening on %s\n", text);
+    fflush(stdout);
+
+    /* Step 4 for datagrams: recvfrom tells who sent it; sendto answers. The
+     * buffer holds the largest datagram UDP can carry (65507 bytes over
+     * IPv4), so nothing is ever cut short. */
+    static char buf[65536];
+    while (wait_readable(fd)) {
+        netx_addr from;
+        ssize_t n = netx_recvfrom(fd, buf, sizeof buf, &from);
+        if (n < 0) {
+            /* One bad datagram is not the end of the server. */
+            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+            continue;
+        }
+        if (netx_sendto(fd, buf, (size_t)n, &from) < 0) {
+            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+        }
+    }
+    netx_close(fd);
+    return 0;
+}
