@@ -74,9 +74,9 @@ EXAMPLE_BINS := $(EXAMPLES:%=$(BUILD)/examples/%)
 # the fault-injection shims (tests/fault.c) through the linker's --wrap.
 TEST_NAMES   := $(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c))
 TEST_BINS    := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
-TEST_SUPPORT := $(BUILD)/tests/obj/support.o $(BUILD)/tests/obj/fault.o
+TEST_SUPPORT := $(BUILD)/tests/obj/support.o $(BUILD)/tests/obj/fault.o $(BUILD)/tests/obj/proc.o
 WRAPPED      := send recvmsg sendto connect accept4 poll close
-TEST_CFLAGS   = -U_FORTIFY_SOURCE -Isrc $(CMOCKA_CFLAGS)
+TEST_CFLAGS   = -U_FORTIFY_SOURCE -Isrc $(CMOCKA_CFLAGS) -DNETX_EXAMPLES_DIR='"$(BUILD)/examples"'
 TEST_LDLIBS   = $(CMOCKA_LIBS) -lpthread
 TEST_WRAP    := $(foreach f,$(WRAPPED),-Wl,--wrap=$(f))
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
@@ -133,7 +133,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/obj/test_%.o $(TEST_SUPPORT) $(STATIC)
 # Build the test programs without running them.
 tests: deps $(TEST_BINS)
 
-test check: deps header-check $(TEST_BINS)
+test check: deps header-check $(TEST_BINS) $(EXAMPLE_BINS)
 	@sh tests/run.sh $(TEST_BINS)
 
 # The header must compile on its own, as C and as C++.

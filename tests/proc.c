@@ -1,0 +1,321 @@
+/*
+ * proc.c - see proc.h.
+ */
+#include "proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef NETX_EXAMPLES_DIR
+#define NETX_EXAMPLES_DIR "build/examples"
+#endif
+
+extern char **environ;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *proc_example(const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", NETX_EXAMPLES_DIR, name);
+    return buf;
+}
+
+int proc_have(const char *cmd)
+{
+    const char *path = getenv("PATH");
+    char dir[4096];
+    char full[4200];
+    if (path == NULL) {
+        return 0;
+    }
+    while (*path != '\0') {
+        size_t n = strcspn(path, ":");
+        if (n < sizeof dir) {
+            memcpy(dir, path, n);
+            dir[n] = '\0';
+            snprintf(full, sizeof full, "%s/%s", n > 0 ? dir : ".", cmd);
+            if (access(full, X_OK) == 0) {
+                return 1;
+            }
+        }
+        path += n;
+        if (*path == ':') {
+            path++;
+        }
+    }
+    return 0;
+}
+
+static int cloexec_pipe(int fds[2])
+{
+    if (pipe(fds) != 0) {
+        return -1;
+    }
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+int proc_start(struct proc *p, const char *const argv[], const char *const env[], int stdin_pipe)
+{
+    int in[2] = {-1, -1}, out[2], err[2];
+
+    memset(p, 0, sizeof *p);
+    p->in = p->out = p->err = -1;
+    p->status = -1;
+    if (cloexec_pipe(out) != 0) {
+        return -1;
+    }
+    if (cloexec_pipe(err) != 0) {
+        close(out[0]);
+        close(out[1]);
+        return -1;
+    }
+    if (stdin_pipe && cloexec_pipe(in) != 0) {
+        close(out[0]);
+        close(out[1]);
+        close(err[0]);
+        close(err[1]);
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The child: wire up its standard streams, then become argv[0]. */
+        if (stdin_pipe) {
+            dup2(in[0], 0);
+        } else {
+            int null = open("/dev/null", O_RDONLY);
+            dup2(null, 0);
+        }
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        for (int i = 0; env != NULL && env[i] != NULL; i++) {
+            char setting[1024];
+            snprintf(setting, sizeof setting, "%s", env[i]);
+            char *eq = strchr(setting, '=');
+            if (eq != NULL) {
+                *eq = '\0';
+                setenv(setting, eq + 1, 1);
+            }
+        }
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "proc: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    if (stdin_pipe) {
+        close(in[0]);
+        p->in = in[1];
+    }
+    if (pid < 0) {
+        close(out[0]);
+        close(err[0]);
+        if (stdin_pipe) {
+            close(in[1]);
+        }
+        p->in = -1;
+        return -1;
+    }
+    p->pid = pid;
+    p->out = out[0];
+    p->err = err[0];
+    return 0;
+}
+
+/* Read what is ready on fd into buf; close fd at end of file. */
+static void drain(int *fd, char *buf, size_t *len)
+{
+    char scratch[4096];
+    ssize_t n = read(*fd, scratch, sizeof scratch);
+    if (n > 0) {
+        size_t room = PROC_OUT_MAX - *len;
+        size_t take = (size_t)n < room ? (size_t)n : room;
+        memcpy(buf + *len, scratch, take);
+        *len += take;
+        buf[*len] = '\0';
+    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* Wait for output on stdout/stderr until the deadline; returns 0 when
+ * something was read or a stream ended, -1 at the deadline. */
+static int pump(struct proc *p, long long deadline)
+{
+    struct pollfd fds[2];
+    int n = 0;
+    if (p->out >= 0) {
+        fds[n++] = (struct pollfd){.fd = p->out, .events = POLLIN};
+    }
+    if (p->err >= 0) {
+        fds[n++] = (struct pollfd){.fd = p->err, .events = POLLIN};
+    }
+    if (n == 0) {
+        return -1;
+    }
+    long long left = deadline - now_ms();
+    if (left <= 0) {
+        return -1;
+    }
+    int r = poll(fds, (nfds_t)n, (int)left);
+    if (r <= 0) {
+        return r < 0 && errno == EINTR ? 0 : -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (fds[i].revents == 0) {
+            continue;
+        }
+        if (fds[i].fd == p->out) {
+            drain(&p->out, p->out_buf, &p->out_len);
+        } else {
+            drain(&p->err, p->err_buf, &p->err_len);
+        }
+    }
+    return 0;
+}
+
+int proc_wait_listening(struct proc *p, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        const char *line = strstr(p->out_buf, "listening on ");
+        if (line != NULL) {
+            const char *eol = strchr(line, '\n');
+            if (eol != NULL) {
+                const char *colon = eol;
+                while (colon > line && *colon != ':') {
+                    colon--;
+                }
+                return atoi(colon + 1);
+            }
+        }
+        if (pump(p, deadline) != 0) {
+            return -1;
+        }
+    }
+}
+
+void proc_close_stdin(struct proc *p)
+{
+    if (p->in >= 0) {
+        close(p->in);
+        p->in = -1;
+    }
+}
+
+static int decode(int status)
+{
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    if (WIFSIGNALED(status)) {
+        return 128 + WTERMSIG(status);
+    }
+    return -1;
+}
+
+int proc_finish(struct proc *p, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    proc_close_stdin(p);
+    /* Read until both streams end (the program exited, or closed them). */
+    while ((p->out >= 0 || p->err >= 0) && pump(p, deadline) == 0) {
+    }
+    int status;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid) {
+            p->status = decode(status);
+            break;
+        }
+        if (now_ms() >= deadline) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            p->status = -1;
+            break;
+        }
+        poll(NULL, 0, 5);
+    }
+    if (p->out >= 0) {
+        close(p->out);
+        p->out = -1;
+    }
+    if (p->err >= 0) {
+        close(p->err);
+        p->err = -1;
+    }
+    return p->status;
+}
+
+int proc_stop(struct proc *p, int sig, int timeout_ms)
+{
+    kill(p->pid, sig);
+    return proc_finish(p, timeout_ms);
+}
+
+int proc_run(struct proc *p, const char *const argv[], const char *stdin_text, int timeout_ms)
+{
+    if (proc_start(p, argv, NULL, stdin_text != NULL) != 0) {
+        return -1;
+    }
+    if (stdin_text != NULL) {
+        size_t len = strlen(stdin_text);
+        size_t off = 0;
+        while (off < len) {
+            ssize_t n = write(p->in, stdin_text + off, len - off);
+            if (n <= 0) {
+                break;
+            }
+            off += (size_t)n;
+        }
+    }
+    return proc_finish(p, timeout_ms);
+}
+
+static int count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return -1;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+int proc_fd_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    return count_dir(path);
+}
+
+int proc_thread_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    return count_dir(path);
+}
