@@ -82,7 +82,7 @@ TEST_WRAP    := $(foreach f,$(WRAPPED),-Wl,--wrap=$(f))
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
-.PHONY: all lib examples tests test check deps header-check installcheck install uninstall clean format FORCE
+.PHONY: all lib examples demo tests test check deps header-check installcheck install uninstall clean format FORCE
 
 all: lib examples
 
@@ -116,6 +116,10 @@ $(BUILD)/netx.pc: netx.pc.in FORCE | $(BUILD)/obj
 
 $(BUILD)/obj $(BUILD)/tests/obj $(BUILD)/examples:
 	mkdir -p $@
+
+# The article's steps, live on loopback, with NETX_TRACE=1.
+demo: $(EXAMPLE_BINS)
+	@bash examples/demo.sh $(BUILD)/examples
 
 # Tests --------------------------------------------------------------------
 
@@ -153,12 +157,7 @@ installcheck: lib
 
 # Install ------------------------------------------------------------------
 
-install: lib examples
-
-examples: $(EXAMPLE_BINS)
-
-$(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
-	$(CC) $(NETX_CFLAGS) $(CFLAGS) $(NETX_LDFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) -lpthread
+install: lib
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 include/netx.h $(DESTDIR)$(INCLUDEDIR)/netx.h
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libnetx.a
