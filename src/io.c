@@ -74,8 +74,11 @@ int netx__wait_ready(int fd, short events)
 }
 
 /* The rare paths of a send: failure, or tracing on. Kept out of line so the
- * common path stays short. */
-static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len, const netx_addr *to)
+ * common path stays short. With report_eagain 0, EAGAIN on a non-blocking
+ * socket is traced but not recorded: netx_send_all() waits and goes on, and
+ * a call that succeeds must leave the error record alone. */
+static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len, const netx_addr *to,
+                         int report_eagain)
 {
     char where[NETX_ADDRSTRLEN + 16];
     char text[NETX_ADDRSTRLEN];
@@ -96,6 +99,10 @@ static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len, const 
     if (n >= 0) {
         return n;
     }
+    if (!report_eagain && (err == EAGAIN || err == EWOULDBLOCK)) {
+        errno = err;
+        return -1;
+    }
     if (to != NULL) {
         return netx__fail(err, "sendto %s (fd %d)", text, fd);
     }
@@ -108,8 +115,10 @@ static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len, const 
     return netx__fail(err, "send to %s", where);
 }
 
-ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to)
+static ssize_t send_once(int fd, const void *buf, size_t len, const netx_addr *to,
+                         int report_eagain)
 {
+    int saved = errno;
     ssize_t n;
 
     if (NETX__UNLIKELY(buf == NULL && len > 0)) {
@@ -124,16 +133,25 @@ ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to
         }
     } while (n < 0 && errno == EINTR);
     int err = errno;
+    if (n >= 0) {
+        errno = saved; /* an EINTR retried on the way is not the caller's */
+    }
 
     FILE *t = netx__tracing();
     if (NETX__UNLIKELY(n < 0 || t != NULL)) {
-        return sent_slow(t, fd, n, err, len, to);
+        return sent_slow(t, fd, n, err, len, to, report_eagain);
     }
     return n;
 }
 
+ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to)
+{
+    return send_once(fd, buf, len, to, 1);
+}
+
+/* As sent_slow(), for a receive. */
 static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap, netx_addr *from,
-                             int truncated)
+                             int truncated, int report_eagain)
 {
     char where[NETX_ADDRSTRLEN + 16];
     char text[NETX_ADDRSTRLEN];
@@ -158,6 +176,10 @@ static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap, ne
     if (n >= 0 && !truncated) {
         return n;
     }
+    if (!report_eagain && (err == EAGAIN || err == EWOULDBLOCK)) {
+        errno = err;
+        return -1;
+    }
     if (err == EAGAIN || err == EWOULDBLOCK) {
         /* Routine for a non-blocking socket: no peer lookup (see above). */
         return netx__fail(err, "%s on fd %d", from != NULL ? "recvfrom" : "recv", fd);
@@ -174,8 +196,9 @@ static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap, ne
     return netx__fail(err, "%s %s", from != NULL ? "recvfrom on" : "recv from", where);
 }
 
-ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from)
+static ssize_t recv_once(int fd, void *buf, size_t cap, netx_addr *from, int report_eagain)
 {
+    int saved = errno;
     struct iovec iov;
     struct msghdr msg;
     ssize_t n;
@@ -199,6 +222,9 @@ ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from)
         n = recvmsg(fd, &msg, 0);
     } while (n < 0 && errno == EINTR);
     int err = errno;
+    if (n >= 0) {
+        errno = saved; /* an EINTR retried on the way is not the caller's */
+    }
 
     if (from != NULL && n >= 0) {
         from->len = msg.msg_namelen;
@@ -206,9 +232,14 @@ ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from)
     int truncated = n >= 0 && (msg.msg_flags & MSG_TRUNC) != 0;
     FILE *t = netx__tracing();
     if (NETX__UNLIKELY(n < 0 || truncated || t != NULL)) {
-        return received_slow(t, fd, n, err, cap, from, truncated);
+        return received_slow(t, fd, n, err, cap, from, truncated, report_eagain);
     }
     return n;
+}
+
+ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from)
+{
+    return recv_once(fd, buf, cap, from, 1);
 }
 
 ssize_t netx_send(int fd, const void *buf, size_t len)
@@ -234,12 +265,13 @@ int netx_send_all(int fd, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
     size_t done = 0;
+    int saved = errno;
 
     if (buf == NULL && len > 0) {
         return netx__fail(EINVAL, "send_all on fd %d: buf is NULL", fd);
     }
     while (done < len) {
-        ssize_t n = netx_send(fd, p + done, len - done);
+        ssize_t n = send_once(fd, p + done, len - done, NULL, 0);
         if (n > 0) {
             done += (size_t)n; /* a short send: loop for the rest */
             continue;
@@ -257,6 +289,7 @@ int netx_send_all(int fd, const void *buf, size_t len)
         netx__set_transferred(done);
         return -1;
     }
+    errno = saved; /* EAGAIN and EINTR met on the way were handled */
     return 0;
 }
 
@@ -264,12 +297,13 @@ ssize_t netx_recv_all(int fd, void *buf, size_t len)
 {
     unsigned char *p = buf;
     size_t done = 0;
+    int saved = errno;
 
     if (buf == NULL && len > 0) {
         return netx__fail(EINVAL, "recv_all on fd %d: buf is NULL", fd);
     }
     while (done < len) {
-        ssize_t n = netx_recv(fd, p + done, len - done);
+        ssize_t n = recv_once(fd, p + done, len - done, NULL, 0);
         if (n > 0) {
             done += (size_t)n; /* a short read: loop for the rest */
             continue;
@@ -286,5 +320,6 @@ ssize_t netx_recv_all(int fd, void *buf, size_t len)
         netx__set_transferred(done);
         return -1;
     }
+    errno = saved; /* EAGAIN and EINTR met on the way were handled */
     return (ssize_t)done;
 }

@@ -113,7 +113,34 @@ ssize_t netx_read_line(netx_reader *r, char *line, size_t cap)
             return (ssize_t)len;
         }
         scanned = avail;
-        if (avail >= limit) {
+        if (avail == limit && !r->eof && avail == r->cap) {
+            /* Exactly limit bytes, no '\n', and the storage is full: the
+             * line still fits if the stream ends right here. One more byte
+             * tells: either the '\n' of a line one byte too long, or the
+             * first byte of the rest of the line, kept for the skip (or
+             * for a netx_read_n() that cancels it). */
+            unsigned char next;
+            ssize_t n = netx_recv(r->fd, &next, 1);
+            if (n < 0) {
+                return -1; /* what arrived stays buffered for the next call */
+            }
+            if (n == 0) {
+                r->eof = 1;
+                continue; /* the last line of the stream: returned below */
+            }
+            r->start = 0;
+            r->end = 0;
+            r->skipping = next != '\n';
+            if (r->skipping) {
+                r->buf[r->end++] = next;
+            }
+            return netx__fail(EMSGSIZE, "read_line on fd %d: line longer than %zu bytes", r->fd,
+                              limit);
+        }
+        /* Exactly limit bytes with room left in the storage go on to the
+         * receive below: its next byte, or the end of the stream, tells
+         * whether the line fits. */
+        if (avail > limit) {
             /* Too long already, and not finished: drop what we have and
              * skip the rest of the line on the next call. */
             r->start = 0;

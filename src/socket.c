@@ -147,6 +147,9 @@ static int wait_connected(int fd, int timeout_ms)
 
 int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms)
 {
+    /* connect(2) says EINPROGRESS (or EINTR) on its way to a success; a
+     * successful netx call must leave the caller's errno as it was. */
+    int saved = errno;
     int flags = fcntl(fd, F_GETFL);
     int switched = 0;
 
@@ -178,6 +181,7 @@ int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms)
         errno = err;
         return -1;
     }
+    errno = saved;
     return 0;
 }
 
@@ -207,6 +211,7 @@ int netx_accept(int listen_fd, netx_addr *peer)
 {
     netx_addr scratch;
     netx_addr *a = peer != NULL ? peer : &scratch;
+    int saved = errno; /* EINTR or ECONNABORTED skipped below is not the caller's */
     int fd;
 
     for (;;) {
@@ -258,6 +263,7 @@ int netx_accept(int listen_fd, netx_addr *peer)
         snprintf(extra, sizeof extra, "  peer %s", text);
         netx__trace_step(t, fd, 0, extra, "accept(%d)", listen_fd);
     }
+    errno = saved;
     return fd;
 }
 
