@@ -68,15 +68,22 @@ int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
     snprintf(service, sizeof service, "%u", (unsigned)port);
 
     const char *name = host != NULL ? strip_brackets(host, bare, sizeof bare) : NULL;
+    int saved = errno; /* the resolver may set errno even when it succeeds */
     int gai = getaddrinfo(name, service, &hints, &list);
     if (gai != 0) {
         netx__fail_gai(gai, errno, host != NULL ? host : "(any)");
         FILE *t = netx__tracing();
         if (t != NULL) {
-            netx__trace_step(t, -1, errno, NULL, "resolve(%s)", host != NULL ? host : "*");
+            /* The resolver's own words: the sentence after "resolve HOST: ". */
+            const char *shown = host != NULL ? host : "(any)";
+            const char *sentence = netx_last_error();
+            size_t skip = strlen("resolve ") + strlen(shown) + 2;
+            netx__trace_text(t, "resolve(%s) = -1 (%s)", shown,
+                             strlen(sentence) > skip ? sentence + skip : sentence);
         }
         return -1;
     }
+    errno = saved;
     for (struct addrinfo *ai = list; ai != NULL && count < max; ai = ai->ai_next) {
         if (ai->ai_addrlen > sizeof out[0].ss) {
             continue;

@@ -1,0 +1,336 @@
+/*
+ * test_error.c - the per-thread error record: netx_last_error() and its
+ * sentences, netx_last_errno(), netx_last_gai_error(),
+ * netx_last_transferred() and netx_perror(), and the errno a resolver
+ * failure maps to.
+ *
+ * Failures are provoked with real loopback sockets: a port that was just
+ * closed refuses connections, a peer that stops sending makes a receive
+ * time out, and a name under .invalid never resolves.
+ */
+#include "support.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A loopback port that refuses connections: one that was free a moment
+ * ago, found by binding port 0 and closing the listener again. */
+static int closed_port(void)
+{
+    int lfd = netx_tcp_listen("127.0.0.1", 0, 0);
+    assert_true(lfd >= 0);
+    int port = netx_local_port(lfd);
+    assert_true(port > 0);
+    assert_int_equal(netx_close(lfd), 0);
+    return port;
+}
+
+/* Make this thread's last failure a refused connection; returns the port. */
+static int fail_with_refusal(void)
+{
+    int port = closed_port();
+    assert_int_equal(netx_tcp_connect("127.0.0.1", (uint16_t)port, 2000), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    return port;
+}
+
+/*
+ * Resolve a name that cannot exist. A machine without a reachable DNS
+ * server answers EAI_AGAIN instead of "no such name"; then there is nothing
+ * to check, so the test is skipped rather than failed.
+ */
+static void fail_with_unknown_host(void)
+{
+    netx_addr a;
+    assert_int_equal(netx_resolve("no-such-host.invalid", 80, &a, 1), -1);
+    if (netx_last_gai_error() == EAI_AGAIN) {
+        fprintf(stderr, "no DNS answer for no-such-host.invalid; skipping\n");
+        skip();
+    }
+}
+
+/* What netx_perror(prefix) writes to stderr, caught in a temporary file
+ * that stands in for descriptor 2 during the call. */
+static void capture_perror(const char *prefix, char *out, size_t cap)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    int moved = dup2(fileno(f), STDERR_FILENO);
+    if (moved >= 0) {
+        netx_perror(prefix);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+    }
+    /* Only now, with stderr back, may an assertion report anything. */
+    close(saved);
+    assert_true(moved >= 0);
+    rewind(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+}
+
+/* What a thread sees in its own record. */
+struct thread_view {
+    char text[400];
+    int err;
+    int gai;
+    size_t transferred;
+    int parse_rc;
+};
+
+static void *read_fresh_record(void *arg)
+{
+    struct thread_view *v = arg;
+    snprintf(v->text, sizeof v->text, "%s", netx_last_error());
+    v->err = netx_last_errno();
+    v->gai = netx_last_gai_error();
+    v->transferred = netx_last_transferred();
+    return NULL;
+}
+
+static void *fail_parse_then_read(void *arg)
+{
+    struct thread_view *v = arg;
+    netx_addr a;
+    v->parse_rc = netx_addr_parse("bogus", &a);
+    snprintf(v->text, sizeof v->text, "%s", netx_last_error());
+    v->err = netx_last_errno();
+    return NULL;
+}
+
+static void error_fresh_thread_reports_no_error(void **state)
+{
+    (void)state;
+    struct thread_view v;
+    pthread_t t;
+
+    /* Give the main thread a failure first, so that a shared record would
+     * show through in the new thread. */
+    fail_with_refusal();
+    memset(&v, 0x55, sizeof v);
+    assert_int_equal(pthread_create(&t, NULL, read_fresh_record, &v), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_string_equal(v.text, "no error");
+    assert_int_equal(v.err, 0);
+    assert_int_equal(v.gai, 0);
+    assert_int_equal(v.transferred, 0);
+}
+
+static void error_refused_sentence_names_step_address_cause(void **state)
+{
+    (void)state;
+    char want[200];
+    int port = fail_with_refusal();
+    snprintf(want, sizeof want, "connect to 127.0.0.1:%d (127.0.0.1): %s", port,
+             strerror(ECONNREFUSED));
+    assert_string_equal(netx_last_error(), want);
+}
+
+static void error_record_is_per_thread(void **state)
+{
+    (void)state;
+    struct thread_view v;
+    pthread_t t;
+    char mine[400];
+
+    fail_with_refusal();
+    snprintf(mine, sizeof mine, "%s", netx_last_error());
+    memset(&v, 0, sizeof v);
+    assert_int_equal(pthread_create(&t, NULL, fail_parse_then_read, &v), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+
+    /* The other thread saw its own failure... */
+    assert_int_equal(v.parse_rc, -1);
+    assert_int_equal(v.err, EINVAL);
+    assert_non_null(strstr(v.text, "bogus"));
+    /* ...and this thread's record did not move. */
+    assert_string_equal(netx_last_error(), mine);
+    assert_int_equal(netx_last_errno(), ECONNREFUSED);
+}
+
+static void error_success_leaves_record_alone(void **state)
+{
+    (void)state;
+    char before[400];
+    char buf[4];
+    int c, s;
+
+    fail_with_refusal();
+    snprintf(before, sizeof before, "%s", netx_last_error());
+
+    /* A whole successful exchange, every step of the article. */
+    support_tcp_pair("127.0.0.1", &c, &s);
+    netx_addr a;
+    assert_int_equal(netx_resolve("127.0.0.1", 1, &a, 1), 1);
+    assert_int_equal(netx_send_all(c, "ok", 2), 0);
+    assert_int_equal(netx_recv_all(s, buf, 2), 2);
+    assert_int_equal(netx_close(c), 0);
+    assert_int_equal(netx_close(s), 0);
+
+    assert_string_equal(netx_last_error(), before);
+    assert_int_equal(netx_last_errno(), ECONNREFUSED);
+}
+
+static void error_success_leaves_errno_alone(void **state)
+{
+    (void)state;
+    netx_addr a;
+    char buf[4];
+
+    /* netx.h: "A successful call leaves errno and the record alone."
+     * EDOM is a value no socket call ever produces. */
+    errno = EDOM;
+    assert_int_equal(netx_resolve("127.0.0.1", 1, &a, 1), 1);
+    assert_int_equal(errno, EDOM);
+    int lfd = netx_tcp_listen("127.0.0.1", 0, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(errno, EDOM);
+    int port = netx_local_port(lfd);
+    assert_int_equal(errno, EDOM);
+    /* With a timeout the connect goes through a non-blocking connect(2),
+     * which says EINPROGRESS on its way to success. */
+    int c = netx_tcp_connect("127.0.0.1", (uint16_t)port, 2000);
+    assert_true(c >= 0);
+    assert_int_equal(errno, EDOM);
+    int s = netx_accept(lfd, NULL);
+    assert_true(s >= 0);
+    assert_int_equal(errno, EDOM);
+    assert_int_equal(netx_send(c, "x", 1), 1);
+    assert_int_equal(netx_recv(s, buf, sizeof buf), 1);
+    assert_int_equal(errno, EDOM);
+    assert_int_equal(netx_close(c), 0);
+    assert_int_equal(netx_close(s), 0);
+    assert_int_equal(netx_close(lfd), 0);
+    assert_int_equal(errno, EDOM);
+}
+
+static void error_last_errno_outlives_errno(void **state)
+{
+    (void)state;
+    fail_with_refusal();
+    /* Anything may overwrite errno after the failure; the record keeps it. */
+    errno = 0;
+    assert_int_equal(netx_last_errno(), ECONNREFUSED);
+}
+
+static void error_last_gai_error_after_resolver_failure(void **state)
+{
+    (void)state;
+    fail_with_unknown_host();
+    assert_int_equal(netx_last_gai_error(), EAI_NONAME);
+}
+
+static void error_last_gai_error_zero_after_other_failure(void **state)
+{
+    (void)state;
+    fail_with_unknown_host();
+    assert_int_not_equal(netx_last_gai_error(), 0);
+    fail_with_refusal();
+    assert_int_equal(netx_last_gai_error(), 0);
+}
+
+static void error_last_transferred_counts_partial_receive(void **state)
+{
+    (void)state;
+    char buf[10];
+    int c, s;
+
+    support_tcp_pair("127.0.0.1", &c, &s);
+    assert_int_equal(netx_send_all(s, "abc", 3), 0);
+    assert_int_equal(netx_set_timeout(c, 100), 0);
+    assert_int_equal(netx_recv_all(c, buf, sizeof buf), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+    assert_int_equal(netx_last_transferred(), 3);
+    assert_memory_equal(buf, "abc", 3);
+    netx_close(c);
+    netx_close(s);
+}
+
+static void error_last_transferred_zero_after_other_failure(void **state)
+{
+    (void)state;
+    char buf[10];
+    int c, s;
+
+    support_tcp_pair("127.0.0.1", &c, &s);
+    assert_int_equal(netx_send_all(s, "abc", 3), 0);
+    assert_int_equal(netx_set_timeout(c, 100), 0);
+    assert_int_equal(netx_recv_all(c, buf, sizeof buf), -1);
+    assert_int_equal(netx_last_transferred(), 3);
+    netx_close(c);
+    netx_close(s);
+    fail_with_refusal();
+    assert_int_equal(netx_last_transferred(), 0);
+}
+
+static void error_perror_prints_prefix_and_sentence(void **state)
+{
+    (void)state;
+    char got[600];
+    char want[600];
+
+    fail_with_refusal();
+    snprintf(want, sizeof want, "myprog: %s\n", netx_last_error());
+    capture_perror("myprog", got, sizeof got);
+    assert_string_equal(got, want);
+}
+
+static void error_perror_without_prefix_prints_sentence(void **state)
+{
+    (void)state;
+    char got[600];
+    char want[600];
+
+    fail_with_refusal();
+    snprintf(want, sizeof want, "%s\n", netx_last_error());
+    capture_perror(NULL, got, sizeof got);
+    assert_string_equal(got, want);
+    capture_perror("", got, sizeof got);
+    assert_string_equal(got, want);
+}
+
+static void error_resolve_unknown_host_enoent(void **state)
+{
+    (void)state;
+    fail_with_unknown_host();
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(netx_last_errno(), ENOENT);
+}
+
+static void error_resolve_unknown_host_sentence_exact(void **state)
+{
+    (void)state;
+    char want[300];
+
+    fail_with_unknown_host();
+    snprintf(want, sizeof want, "resolve no-such-host.invalid: %s", gai_strerror(EAI_NONAME));
+    assert_string_equal(netx_last_error(), want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TEST(error_fresh_thread_reports_no_error),
+        TEST(error_refused_sentence_names_step_address_cause),
+        TEST(error_record_is_per_thread),
+        TEST(error_success_leaves_record_alone),
+        TEST(error_success_leaves_errno_alone),
+        TEST(error_last_errno_outlives_errno),
+        TEST(error_last_gai_error_after_resolver_failure),
+        TEST(error_last_gai_error_zero_after_other_failure),
+        TEST(error_last_transferred_counts_partial_receive),
+        TEST(error_last_transferred_zero_after_other_failure),
+        TEST(error_perror_prints_prefix_and_sentence),
+        TEST(error_perror_without_prefix_prints_sentence),
+        TEST(error_resolve_unknown_host_enoent),
+        TEST(error_resolve_unknown_host_sentence_exact),
+    };
+    return cmocka_run_group_tests_name("error", tests, NULL, NULL);
+}
