@@ -361,8 +361,10 @@ NETX_API int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms);
  *   peer  if not NULL, receives the client's address.
  *
  * The new socket is close-on-exec and in blocking mode, whatever the mode of
- * the listening socket. A connection that the client reset before it was
- * accepted (ECONNABORTED) is skipped, and accepting goes on.
+ * the listening socket. A connection that failed before it was accepted
+ * (ECONNABORTED: the client reset it; on Linux also EPROTO, ENETDOWN,
+ * ENETUNREACH, EHOSTUNREACH, EHOSTDOWN, ENONET: its network failed) is
+ * skipped, and accepting goes on.
  *
  * RETURN VALUE
  *   The connected descriptor, or -1 with errno set.

@@ -207,6 +207,27 @@ int netx_connect(int fd, const netx_addr *addr, int timeout_ms)
     return 0;
 }
 
+/* accept(2) errors that concern the new connection only. */
+static int connection_error(int err)
+{
+    switch (err) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+#ifdef EHOSTDOWN
+    case EHOSTDOWN:
+#endif
+#ifdef ENONET
+    case ENONET:
+#endif
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int netx_accept(int listen_fd, netx_addr *peer)
 {
     netx_addr scratch;
@@ -233,10 +254,12 @@ int netx_accept(int listen_fd, netx_addr *peer)
         if (fd >= 0) {
             break;
         }
-        /* EINTR: a signal arrived while waiting. ECONNABORTED: a client
-         * reset its connection before we took it. Neither is a failure of
-         * the listener, so keep accepting. */
-        if (errno == EINTR || errno == ECONNABORTED) {
+        /* EINTR: a signal arrived while waiting. The others belong to one
+         * connection, not to the listener: a client reset its connection
+         * before we took it (ECONNABORTED), or - on Linux, which passes a new
+         * connection's pending network error on through accept() - its
+         * network failed. Keep accepting. */
+        if (errno == EINTR || connection_error(errno)) {
             continue;
         }
         int err = netx__timeout_errno(listen_fd, errno);

@@ -1,0 +1,536 @@
+/*
+ * threaded_server.c - Step 5 of the article's guide: "Enhance with Threads
+ * (Multi-Client Support)".
+ *
+ * hello_server serves one client and stops. A real server talks to many at
+ * once, and the simplest way to do that is the one the article names: give
+ * each client a thread of its own. The main thread only accepts; each client
+ * thread runs the article's step 4 (exchange data) for its client - here an
+ * echo: every byte the client sends comes back - and step 5 (close) when the
+ * client is done.
+ *
+ *   $ ./threaded_server -n 64 -t 30       $ nc localhost 12345
+ *   listening on 127.0.0.1:12345          hello
+ *                                         hello
+ *
+ * A thread per client is easy to read, but every thread costs memory and a
+ * place in the scheduler, so the server caps how many clients it serves at
+ * once (-n): a client beyond the cap is told "server busy" and closed at once.
+ * A client that stays silent too long can be closed too (-t), so idle clients
+ * cannot hold every place forever. On SIGINT (Ctrl-C) or SIGTERM the server
+ * stops accepting, closes every client, waits for every thread and exits 0.
+ *
+ * Run it with NETX_TRACE=1 to see each step as libnetx takes it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netx.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *prog = "threaded_server";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s [-H HOST] [-p PORT] [-n MAX] [-t SECONDS]\n"
+            "  Echo every client's bytes back to it, one thread per client.\n"
+            "  -H HOST     address to listen on (default localhost)\n"
+            "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
+            "  -n MAX      most clients served at once, 1 to 10000 (default 64);\n"
+            "              one more is told \"server busy\" and closed\n"
+            "  -t SECONDS  close a client silent for that long, 1 to 86400\n"
+            "              (default 0: never)\n"
+            "  -h          show this help\n",
+            prog);
+}
+
+/* A bad command line: one line saying why, the usage, exit status 2. */
+static void bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage(stderr);
+    exit(2);
+}
+
+/*
+ * Read a whole number from min to max given as text: decimal digits only, so
+ * "", "-1", "+5", "5x" and " 5" are all refused, as netx_parse_port() refuses
+ * them for a port.
+ */
+static int parse_number(const char *text, long min, long max, long *out)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > 9) {
+        return -1; /* nine digits are more than any of our limits */
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') {
+            return -1;
+        }
+    }
+    long value = strtol(text, NULL, 10);
+    if (value < min || value > max) {
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+/*
+ * Stopping on Ctrl-C (SIGINT) or SIGTERM. libnetx retries a call that a
+ * signal interrupts, so a flag set by the handler would not wake us; instead
+ * the handler writes a byte to a pipe, and we wait with poll() on the
+ * listening socket and on that pipe together (the "self-pipe trick").
+ *
+ * In a threaded program a signal goes to any one thread that does not block
+ * it. Only the main thread waits on the pipe, so the client threads are
+ * started with SIGINT and SIGTERM blocked (see start_client()): the handler
+ * then always runs in the main thread, and a client thread's recv() is never
+ * interrupted by it.
+ */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    int saved = errno; /* a handler must not disturb the code it interrupts */
+    ssize_t ignored = write(stop_pipe[1], "", 1);
+    (void)ignored;
+    errno = saved;
+}
+
+static int catch_stop_signals(void)
+{
+    if (pipe(stop_pipe) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
+        fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Wait until fd has something to read: 1, or 0 once a stop was asked for.
+ * With fd = -1, just wait timeout_ms milliseconds: 1 when they have passed,
+ * 0 if a stop was asked for first. timeout_ms = -1 waits as long as it takes.
+ */
+static int wait_readable(int fd, int timeout_ms)
+{
+    struct pollfd p[2] = {{.fd = stop_pipe[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    for (;;) {
+        int n = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue; /* our own signal: the pipe now says why */
+            }
+            return 0;
+        }
+        if (p[0].revents != 0) {
+            return 0;
+        }
+        if (n == 0 || p[1].revents != 0) {
+            return 1;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * The clients being served, shared by the main thread and the client threads
+ * ------------------------------------------------------------------------ */
+
+/*
+ * One place in the table for each client that may be served at once. A
+ * client thread gets the address of its own place, which nobody else uses
+ * until that thread has ended and been joined.
+ */
+struct client {
+    int fd;                     /* the client's connected socket */
+    char peer[NETX_ADDRSTRLEN]; /* its address, for messages */
+    pthread_t thread;           /* the thread serving it */
+    int in_use;                 /* a thread was started here and not yet joined
+                                   (read and written by the main thread only) */
+    int finished;               /* the thread is done with fd (under the lock) */
+};
+
+static struct {
+    pthread_mutex_t lock; /* guards active, stopping and every finished */
+    int active;           /* clients being served now */
+    int stopping;         /* the server is shutting down */
+    int max;              /* -n: the cap on active */
+    int idle_timeout_s;   /* -t: 0 for none */
+    struct client *table; /* max places */
+} clients = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/*
+ * What a client thread does: the article's steps 4 and 5 for one client.
+ * Echo what arrives until the client closes, fails, or stays silent too long.
+ */
+static void *serve_client(void *arg)
+{
+    struct client *c = arg;
+    int fd = c->fd;
+    char buf[16384];
+
+    /* Small requests and replies: send each reply at once instead of letting
+     * Nagle's algorithm hold it back waiting for more. Only a matter of
+     * speed, so a failure here is not a reason to drop the client. */
+    netx_set_nodelay(fd, 1);
+
+    /* The idle timeout: a recv() that waits longer fails with ETIMEDOUT.
+     * It bounds each send too, so a client that sends but never reads its
+     * echoes cannot keep this thread blocked in netx_send_all() forever. */
+    int ok = 1;
+    int timed_out = 0;
+    if (clients.idle_timeout_s > 0 && netx_set_timeout(fd, clients.idle_timeout_s * 1000) != 0) {
+        ok = 0;
+    }
+    while (ok) {
+        /* One recv: whatever has arrived, up to the size of buf. */
+        ssize_t n = netx_recv(fd, buf, sizeof buf);
+        if (n == 0) {
+            break; /* the client closed the connection: we are done */
+        }
+        if (n < 0) {
+            timed_out = errno == ETIMEDOUT;
+            ok = 0;
+            break;
+        }
+        /* send() may take fewer bytes than we give it; netx_send_all loops
+         * until the kernel has every one. */
+        if (netx_send_all(fd, buf, (size_t)n) != 0) {
+            ok = 0;
+        }
+    }
+
+    /* Give our place back. The table must never hold a descriptor that is
+     * already closed: its number could be reused at once by a new client,
+     * and a shutdown meant for us would then hit that client. So first say
+     * "finished" under the lock, and only then close. */
+    pthread_mutex_lock(&clients.lock);
+    c->finished = 1;
+    clients.active--;
+    int stopping = clients.stopping;
+    pthread_mutex_unlock(&clients.lock);
+
+    /* One client's error ends that client only, never the server. While
+     * shutting down, the errors are ours (we shut the socket), so stay quiet. */
+    if (!ok && !stopping) {
+        if (timed_out) {
+            fprintf(stderr, "%s: %s was silent for %d s, closing it\n", prog, c->peer,
+                    clients.idle_timeout_s);
+        } else {
+            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+        }
+    }
+    netx_close(fd);
+    return NULL;
+}
+
+/*
+ * Take a place in the table for a new client, counted in clients.active:
+ * its index, or -1 when the server is full.
+ */
+static int take_place(void)
+{
+    int place = -1;
+    pthread_mutex_lock(&clients.lock);
+    if (clients.active < clients.max) {
+        for (int i = 0; i < clients.max; i++) {
+            if (!clients.table[i].in_use || clients.table[i].finished) {
+                place = i;
+                break;
+            }
+        }
+        /* active counts the places in use and not finished, and there are
+         * max places, so one is free; the check is only for safety. */
+        if (place >= 0) {
+            clients.active++;
+        }
+    }
+    pthread_mutex_unlock(&clients.lock);
+    return place;
+}
+
+/*
+ * Too many clients already: say so and close at once. The client is not left
+ * waiting in the listen backlog, and costs no thread.
+ */
+static void refuse_client(int fd, const char *peer)
+{
+    static const char busy[] = "server busy\n";
+
+    /* A new socket's send buffer is empty, so these few bytes never block. */
+    netx_send_all(fd, busy, sizeof busy - 1);
+    /* Send our FIN right behind the message. Closing a socket with bytes
+     * still unread makes the kernel answer with a reset; the FIN already on
+     * its way means the client reads "server busy" and then the end of the
+     * stream, not "connection reset". */
+    netx_shutdown(fd, SHUT_WR);
+    netx_close(fd);
+    fprintf(stderr, "%s: told %s the server is busy (limit: %d clients)\n", prog, peer,
+            clients.max);
+}
+
+/*
+ * Start a thread for a client that has place `place`. On failure the client
+ * is closed and its place given back; the server carries on.
+ */
+static void start_client(int place, int fd, const char *peer, const pthread_attr_t *attr)
+{
+    struct client *c = &clients.table[place];
+
+    /* The place was used before. Its thread is done with its client
+     * (take_place() saw to that) and at most closing the socket, so joining
+     * it takes no time, and frees the thread's stack. */
+    if (c->in_use) {
+        pthread_join(c->thread, NULL);
+        c->in_use = 0;
+    }
+    c->fd = fd;
+    c->finished = 0;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+
+    /*
+     * The classic bug is
+     *
+     *     int client = accept(server, NULL, NULL);
+     *     pthread_create(&t, NULL, serve, &client);
+     *
+     * which passes the address of the loop's own variable. The new thread
+     * reads it some time later - by then the loop may have accepted the next
+     * client into the same variable, and two threads serve one client while
+     * the other is never served and its descriptor never closed. Each thread
+     * must get storage of its own: here its place in the table, which is not
+     * touched again until that thread has been joined.
+     *
+     * The thread starts with the signal mask of the thread that creates it,
+     * so block SIGINT and SIGTERM just for the call: the new thread keeps
+     * them blocked, and they go to the main thread's handler.
+     */
+    sigset_t stop_signals;
+    sigset_t old;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
+    int rc = pthread_create(&c->thread, attr, serve_client, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    if (rc != 0) {
+        /* Out of threads or memory: this client only is closed. pthread
+         * functions return their error instead of setting errno. */
+        fprintf(stderr, "%s: pthread_create for %s: %s; closing it\n", prog, peer, strerror(rc));
+        pthread_mutex_lock(&clients.lock);
+        clients.active--;
+        pthread_mutex_unlock(&clients.lock);
+        netx_close(fd);
+        return;
+    }
+    c->in_use = 1;
+}
+
+/*
+ * Stop serving: wake every client thread and wait for all of them.
+ *
+ * A client thread is usually blocked in recv() waiting for its client.
+ * shutdown(SHUT_RDWR) ends the connection in both directions without closing
+ * the descriptor (which the thread still owns): its recv() returns 0 at once,
+ * as if the client had closed, and a blocked send() fails. Each thread then
+ * closes its own socket and ends.
+ *
+ * pthread_join() waits until a thread has really ended and frees its stack,
+ * so when this returns no thread is left running and nothing is leaked.
+ * (A detached thread that signals "done" on a condition variable may still
+ * be running its last instructions when main() returns, and its memory is
+ * then never freed.)
+ */
+static void stop_clients(void)
+{
+    pthread_mutex_lock(&clients.lock);
+    clients.stopping = 1;
+    for (int i = 0; i < clients.max; i++) {
+        struct client *c = &clients.table[i];
+        if (c->in_use && !c->finished) {
+            netx_shutdown(c->fd, SHUT_RDWR);
+        }
+    }
+    pthread_mutex_unlock(&clients.lock);
+
+    for (int i = 0; i < clients.max; i++) {
+        if (clients.table[i].in_use) {
+            pthread_join(clients.table[i].thread, NULL);
+            clients.table[i].in_use = 0;
+        }
+    }
+}
+
+/* accept() failed because the listener itself is unusable: give up. Other
+ * failures belong to one connection or to a passing shortage. */
+static int listener_broken(int err)
+{
+    return err == EBADF || err == ENOTSOCK || err == EINVAL || err == EFAULT;
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "localhost";
+    uint16_t port = 12345;
+    long max_clients = 64;
+    long idle_timeout_s = 0;
+    int opt;
+
+    opterr = 0; /* we print our own messages */
+    while ((opt = getopt(argc, argv, ":hH:p:n:t:")) != -1) {
+        switch (opt) {
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            if (netx_parse_port(optarg, &port) != 0) {
+                bad_usage("%s", netx_last_error());
+            }
+            break;
+        case 'n':
+            if (parse_number(optarg, 1, 10000, &max_clients) != 0) {
+                bad_usage("-n \"%s\": not a number from 1 to 10000", optarg);
+            }
+            break;
+        case 't':
+            if (parse_number(optarg, 0, 86400, &idle_timeout_s) != 0) {
+                bad_usage("-t \"%s\": not a number of seconds from 0 to 86400", optarg);
+            }
+            break;
+        case ':':
+            bad_usage("option -%c needs a value", optopt);
+            break;
+        default:
+            bad_usage("unknown option -%c", optopt);
+        }
+    }
+    if (optind < argc) {
+        bad_usage("unexpected argument \"%s\"", argv[optind]);
+    }
+    if (catch_stop_signals() != 0) {
+        perror(prog);
+        return 1;
+    }
+
+    clients.max = (int)max_clients;
+    clients.idle_timeout_s = (int)idle_timeout_s;
+    clients.table = calloc((size_t)clients.max, sizeof *clients.table);
+    if (clients.table == NULL) {
+        perror(prog);
+        return 1;
+    }
+    /* Each thread gets a stack of its own, 8 MiB by default on Linux. An echo
+     * needs a few dozen KiB, and with thousands of clients the default adds
+     * up to gigabytes of address space, so ask for less. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+
+    /* Steps 1 and 2: create a socket, bind it and listen. The backlog (0:
+     * the system's largest) only holds clients for the moment between their
+     * arrival and our accept(); the cap on clients is ours, below. */
+    int server = netx_tcp_listen(host, port, 0);
+    if (server < 0) {
+        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+        pthread_attr_destroy(&attr);
+        free(clients.table);
+        return 1;
+    }
+    /* poll() says a client is waiting, but it may reset its connection
+     * before we accept it; a blocking accept() would then wait for the next
+     * one and could not notice a stop. Non-blocking, accept() says EAGAIN and
+     * we go back to poll(). (Accepted sockets are blocking all the same.) */
+    netx_set_nonblocking(server, 1);
+
+    netx_addr local;
+    char text[NETX_ADDRSTRLEN];
+    netx_local_addr(server, &local);
+    netx_addr_format(&local, text, sizeof text);
+    printf("listening on %s\n", text);
+    fflush(stdout);
+
+    /* Step 3, over and over: accept each client and hand it to a thread. */
+    int status = 0;
+    int out_of_descriptors = 0;
+    while (wait_readable(server, -1)) {
+        netx_addr peer;
+        int fd = netx_accept(server, &peer);
+        if (fd < 0) {
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK) {
+                continue; /* that client went away: wait for the next */
+            }
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                /* Out of descriptors (or memory). The client stays queued,
+                 * so poll() would say "ready" again at once and we would
+                 * spin. Pause, and try again when clients may have gone. */
+                if (!out_of_descriptors) {
+                    fprintf(stderr, "%s: %s; pausing 100 ms between accepts\n", prog,
+                            netx_last_error());
+                    out_of_descriptors = 1;
+                }
+                if (!wait_readable(-1, 100)) {
+                    break;
+                }
+                continue;
+            }
+            if (listener_broken(err)) {
+                fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+                status = 1;
+                break;
+            }
+            /* Linux passes on errors of the new connection (ENETUNREACH,
+             * EPROTO, ...); that connection is gone, the listener is fine. */
+            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+            continue;
+        }
+        out_of_descriptors = 0;
+
+        char name[NETX_ADDRSTRLEN];
+        netx_addr_format(&peer, name, sizeof name);
+        int place = take_place();
+        if (place < 0) {
+            refuse_client(fd, name);
+        } else {
+            start_client(place, fd, name, &attr);
+        }
+    }
+
+    /* Stop: close the listener first, so that clients arriving now are
+     * refused by the system instead of waiting for an accept that will not
+     * come; then end every client and wait for its thread. */
+    netx_close(server);
+    stop_clients();
+    pthread_attr_destroy(&attr);
+    free(clients.table);
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
+    return status;
+}
