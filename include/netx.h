@@ -280,11 +280,11 @@ NETX_API int netx_listen(int fd, int backlog);
  *   0 once connected, or -1 with errno set.
  *
  * ERRORS
- *   ETIMEDOUT     no answer within timeout_ms (or the system's limit).
- *   ECONNREFUSED  nothing listens there.
+ *   ETIMEDOUT      no answer within timeout_ms (or the system's limit).
+ *   ECONNREFUSED   nothing listens there.
  *   ENETUNREACH, EHOSTUNREACH  no route to the address.
- *   EADDRNOTAVAIL no local port left.
- *   EINVAL        addr is NULL. Also EBADF, ENOTSOCK, EISCONN, EAFNOSUPPORT.
+ *   EADDRNOTAVAIL  no local port left.
+ *   EINVAL         addr is NULL. Also EBADF, ENOTSOCK, EISCONN, EAFNOSUPPORT.
  *
  * BLOCKING
  *   Blocks up to timeout_ms.
@@ -375,7 +375,8 @@ NETX_API int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms);
  *   EMFILE, ENFILE  out of descriptors: the connection stays queued; close
  *              something, or wait, before accepting again (a server that
  *              retries at once spins).
- *   EINVAL     the socket is not listening. Also EBADF, ENOTSOCK, ENOBUFS,
+ *   EINVAL     the socket is not listening.
+ *   EOPNOTSUPP the socket is not a TCP socket. Also EBADF, ENOTSOCK, ENOBUFS,
  *              ENOMEM.
  *
  * BLOCKING
@@ -623,7 +624,8 @@ NETX_API int netx_set_nonblocking(int fd, int on);
  * small writes go out at once, or back on.
  *
  * RETURN VALUE
- *   0, or -1 with errno set (EBADF, ENOTSOCK, EOPNOTSUPP for non-TCP).
+ *   0, or -1 with errno set (EBADF, ENOTSOCK; ENOPROTOOPT on Linux, or
+ *   EOPNOTSUPP elsewhere, for a socket that is not TCP).
  */
 NETX_API int netx_set_nodelay(int fd, int on);
 
@@ -638,7 +640,9 @@ NETX_API int netx_set_nodelay(int fd, int on);
  *           with ETIMEDOUT after 3 unanswered ones.
  *
  * RETURN VALUE
- *   0, or -1 with errno set (EINVAL: idle_s negative; EBADF, ENOTSOCK).
+ *   0, or -1 with errno set (EINVAL: idle_s negative, or more than the
+ *   system allows - 32767 on Linux; EBADF, ENOTSOCK). A failure after
+ *   SO_KEEPALIVE was turned on leaves it on.
  */
 NETX_API int netx_set_keepalive(int fd, int idle_s);
 
@@ -690,6 +694,7 @@ NETX_API int netx_udp_connect(const char *host, uint16_t port);
  * ERRORS
  *   EMSGSIZE  len is larger than a datagram can be.
  *   EAFNOSUPPORT, EINVAL  the address does not suit the socket.
+ *   EDESTADDRREQ  to is NULL and the socket is not connected.
  *   Those of netx_send().
  */
 NETX_API ssize_t netx_sendto(int fd, const void *buf, size_t len, const netx_addr *to);

@@ -5,6 +5,12 @@
  * Everything here works on netx_addr, a sockaddr_storage with its length, so
  * IPv4 and IPv6 travel through the same code.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+/* glibc declares EAI_NODATA and EAI_ADDRFAMILY, which getaddrinfo() does
+ * return, only with _GNU_SOURCE. */
+#define _GNU_SOURCE
+#endif
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -33,8 +39,42 @@ static int same_addr(const netx_addr *a, const struct addrinfo *ai)
     return a->len == ai->ai_addrlen && memcmp(&a->ss, ai->ai_addr, a->len) == 0;
 }
 
+/*
+ * getaddrinfo() reports failures in its own EAI_* codes, which are not errno
+ * values. Callers of libnetx check errno alone, so each code is mapped to the
+ * errno that means the nearest thing; the exact code stays available from
+ * netx_last_gai_error(). This table is the one in docs/errors.md.
+ */
+int netx__gai_errno(int gai, int sys_err)
+{
+    switch (gai) {
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:
+#endif
+        return ENOENT;
+    case EAI_AGAIN:
+        return EAGAIN;
+    case EAI_MEMORY:
+        return ENOMEM;
+    case EAI_FAMILY:
+        return EAFNOSUPPORT;
+    case EAI_BADFLAGS:
+    case EAI_SERVICE:
+    case EAI_SOCKTYPE:
+        return EINVAL;
+    case EAI_SYSTEM:
+        return sys_err != 0 ? sys_err : EIO;
+    default:
+        return EIO;
+    }
+}
+
 /* The address alone, without brackets or port: "127.0.0.1", "::1". */
-static void host_text(const netx_addr *a, char *buf, size_t cap)
+void netx__address_only(const netx_addr *a, char *buf, size_t cap)
 {
     const void *raw = NULL;
     if (a->ss.ss_family == AF_INET) {
@@ -108,7 +148,7 @@ int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
         size_t used = 0;
         for (int i = 0; i < count && i < 4; i++) {
             char text[NETX_ADDRSTRLEN];
-            host_text(&out[i], text, sizeof text);
+            netx__address_only(&out[i], text, sizeof text);
             int w = snprintf(list_text + used, sizeof list_text - used, "%s%s", i == 0 ? "" : ", ",
                              text);
             if (w < 0 || (size_t)w >= sizeof list_text - used) {

@@ -18,14 +18,17 @@
 
 #include "internal.h"
 
-struct netx_error_record {
-    int err;            /* errno of the last failure, 0 if none */
-    int gai;            /* EAI_* code if it was the resolver's */
-    size_t transferred; /* bytes moved before it, for the *_all calls */
-    char text[400];     /* the sentence */
-};
+static _Thread_local struct netx__record record;
 
-static _Thread_local struct netx_error_record record;
+void netx__record_save(struct netx__record *out)
+{
+    *out = record;
+}
+
+void netx__record_restore(const struct netx__record *in)
+{
+    record = *in;
+}
 
 /* strerror() may use a shared buffer; the XSI strerror_r() does not. */
 static void cause_text(int err, char *buf, size_t cap)
@@ -54,43 +57,9 @@ int netx__fail(int err, const char *fmt, ...)
     return -1;
 }
 
-/*
- * getaddrinfo() reports failures in its own EAI_* codes, which are not errno
- * values. Callers of libnetx check errno alone, so each code is mapped to the
- * errno that means the nearest thing; the exact code stays available from
- * netx_last_gai_error(). This table is the one in docs/errors.md.
- */
-static int gai_to_errno(int gai, int sys_err)
-{
-    switch (gai) {
-    case EAI_NONAME:
-#ifdef EAI_NODATA
-    case EAI_NODATA:
-#endif
-#ifdef EAI_ADDRFAMILY
-    case EAI_ADDRFAMILY:
-#endif
-        return ENOENT;
-    case EAI_AGAIN:
-        return EAGAIN;
-    case EAI_MEMORY:
-        return ENOMEM;
-    case EAI_FAMILY:
-        return EAFNOSUPPORT;
-    case EAI_BADFLAGS:
-    case EAI_SERVICE:
-    case EAI_SOCKTYPE:
-        return EINVAL;
-    case EAI_SYSTEM:
-        return sys_err != 0 ? sys_err : EIO;
-    default:
-        return EIO;
-    }
-}
-
 int netx__fail_gai(int gai, int sys_err, const char *host)
 {
-    int err = gai_to_errno(gai, sys_err);
+    int err = netx__gai_errno(gai, sys_err);
     char cause[128];
 
     if (gai == EAI_SYSTEM) {

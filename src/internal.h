@@ -22,6 +22,22 @@
 
 /* error.c ---------------------------------------------------------------- */
 
+/* This thread's error record: what netx_last_error() and friends report. */
+struct netx__record {
+    int err;            /* errno of the last failure, 0 if none */
+    int gai;            /* EAI_* code if it was the resolver's */
+    size_t transferred; /* bytes moved before it, for the *_all calls */
+    char text[400];     /* the sentence */
+};
+
+/*
+ * Copy this thread's record out and back. A call that tries several
+ * addresses saves the record first and restores it when a later address
+ * succeeds: the earlier failures are not the caller's.
+ */
+void netx__record_save(struct netx__record *out);
+void netx__record_restore(const struct netx__record *in);
+
 /*
  * Record a failure in this thread's error record as "<what>: <strerror(err)>",
  * where <what> is formatted from fmt, set errno to err and return -1, so a
@@ -115,6 +131,12 @@ ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from);
 /* Resolve for a socket type; passive means wildcard for a NULL host.
  * Records the error. Returns the count or -1. */
 int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out, int max);
+
+/* The errno documented for a resolver failure (netx.h, docs/errors.md). */
+int netx__gai_errno(int gai, int sys_err);
+
+/* The address without its port, for messages: "127.0.0.1", "::1". */
+void netx__address_only(const netx_addr *a, char *buf, size_t cap);
 
 /* Reorder addresses so IPv4 ones come first, keeping the order within each
  * family. */

@@ -322,12 +322,14 @@ int netx_shutdown(int fd, int how)
 
 int netx_close(int fd)
 {
+    int saved = errno;
     int rc = close(fd);
     int err = errno;
     /* Never retry close(): on Linux the descriptor is gone even when close()
      * says EINTR, and a retry could close one another thread just opened. */
     if (rc != 0 && err == EINTR) {
         rc = 0;
+        errno = saved; /* a success leaves errno as it was */
     }
     FILE *t = netx__tracing();
     if (t != NULL) {

@@ -16,26 +16,6 @@
 /* Enough addresses for any real host name; the rest are ignored. */
 #define NETX__MAX_ADDRS 16
 
-/* The address without its port, for messages: "127.0.0.1", "::1". */
-static void address_only(const netx_addr *a, char *buf, size_t cap)
-{
-    char text[NETX_ADDRSTRLEN];
-    if (netx_addr_format(a, text, sizeof text) < 0) {
-        snprintf(buf, cap, "?");
-        return;
-    }
-    char *colon = strrchr(text, ':');
-    if (colon != NULL) {
-        *colon = '\0';
-    }
-    if (text[0] == '[') {
-        text[strlen(text) - 1] = '\0';
-        snprintf(buf, cap, "%s", text + 1);
-    } else {
-        snprintf(buf, cap, "%s", text);
-    }
-}
-
 /*
  * Create a socket for one address, bind it and (for TCP) listen. On failure
  * nothing stays open, errno is set and *step says which step failed.
@@ -88,7 +68,10 @@ int netx__open_bound(const char *host, uint16_t port, int type, int backlog)
     int err = 0;
     int fd = -1;
     int last = 0;
+    struct netx__record before;
+    int saved_errno = errno;
 
+    netx__record_save(&before);
     netx__host_port(host, port, where, sizeof where);
     if (host == NULL) {
         /* Every interface: one IPv6 socket that takes IPv4 too, or plain
@@ -126,9 +109,13 @@ int netx__open_bound(const char *host, uint16_t port, int type, int backlog)
         }
     }
     if (fd >= 0) {
+        /* An address that failed before this one is not the caller's
+         * failure: leave errno and the record as they were. */
+        netx__record_restore(&before);
+        errno = saved_errno;
         return fd;
     }
-    address_only(&addrs[last], addr_text, sizeof addr_text);
+    netx__address_only(&addrs[last], addr_text, sizeof addr_text);
     return netx__fail(err, "%s %s (%s)", step, where, addr_text);
 }
 
@@ -145,10 +132,14 @@ int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms)
     long long deadline = timeout_ms > 0 ? netx__now_ms() + timeout_ms : 0;
     int err = ETIMEDOUT;
     int last = 0;
+    const char *step = "connect to";
+    struct netx__record before;
+    int saved_errno = errno;
 
     if (host == NULL || port == 0) {
         return netx__fail(EINVAL, "connect: %s", host == NULL ? "host is NULL" : "port is 0");
     }
+    netx__record_save(&before);
     netx__host_port(host, port, where, sizeof where);
     int n = netx__resolve(host, port, SOCK_STREAM, addrs, NETX__MAX_ADDRS);
     if (n < 0) {
@@ -172,14 +163,20 @@ int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms)
         int fd = netx_socket(addrs[i].ss.ss_family, SOCK_STREAM);
         if (fd < 0) {
             err = errno;
+            step = "socket to connect to";
             continue;
         }
         if (netx_connect(fd, &addrs[i], budget) == 0) {
+            /* Addresses that failed before this one are not the caller's
+             * failure: leave errno and the record as they were. */
+            netx__record_restore(&before);
+            errno = saved_errno;
             return fd;
         }
         err = errno;
+        step = "connect to";
         netx_close(fd);
     }
-    address_only(&addrs[last], addr_text, sizeof addr_text);
-    return netx__fail(err, "connect to %s (%s)", where, addr_text);
+    netx__address_only(&addrs[last], addr_text, sizeof addr_text);
+    return netx__fail(err, "%s %s (%s)", step, where, addr_text);
 }

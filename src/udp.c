@@ -41,9 +41,7 @@ int netx_udp_connect(const char *host, uint16_t port)
         int err = errno;
         netx_close(fd);
         netx__host_port(host, port, where, sizeof where);
-        if (netx_addr_format(&addrs[0], text, sizeof text) < 0) {
-            strcpy(text, "?");
-        }
+        netx__address_only(&addrs[0], text, sizeof text);
         return netx__fail(err, "udp connect to %s (%s)", where, text);
     }
     return fd;
