@@ -53,32 +53,37 @@ static void bad_usage(const char *fmt, ...)
 
 /*
  * Send len bytes and print the echo. Returns 0, or -1 after printing why.
+ *
+ * A long line goes out in pieces, each echo read back before the next piece
+ * is sent. Sending a whole 16 MiB line first would deadlock: the server
+ * blocks sending echoes we are not reading yet, so it stops reading, and our
+ * send blocks too. A piece smaller than the sockets' buffers always fits.
  */
 static int echo(int fd, const char *line, size_t len)
 {
-    char *back = malloc(len + 1);
-    if (back == NULL) {
-        fprintf(stderr, "%s: out of memory for a line of %zu bytes\n", prog, len);
-        return -1;
-    }
-    int rc = -1;
-    if (netx_send_all(fd, line, len) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
-    } else {
-        ssize_t n = netx_recv_all(fd, back, len);
+    static char back[64 * 1024];
+
+    for (size_t done = 0; done < len;) {
+        size_t piece = len - done < sizeof back ? len - done : sizeof back;
+        if (netx_send_all(fd, line + done, piece) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+            return -1;
+        }
+        ssize_t n = netx_recv_all(fd, back, piece);
         if (n < 0) {
             fprintf(stderr, "%s: %s\n", prog, netx_last_error());
-        } else if ((size_t)n < len) {
-            fprintf(stderr, "%s: the server closed the connection after %zd of %zu bytes\n",
-                    prog, n, len);
-        } else {
-            fwrite(back, 1, len, stdout);
-            fflush(stdout);
-            rc = 0;
+            return -1;
         }
+        if ((size_t)n < piece) {
+            fprintf(stderr, "%s: the server closed the connection after %zu of %zu bytes\n",
+                    prog, done + (size_t)n, len);
+            return -1;
+        }
+        fwrite(back, 1, piece, stdout);
+        done += piece;
     }
-    free(back);
-    return rc;
+    fflush(stdout);
+    return 0;
 }
 
 int main(int argc, char **argv)

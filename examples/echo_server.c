@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static const char *prog = "echo_server";
@@ -56,8 +57,14 @@ static void bad_usage(const char *fmt, ...)
  * Stopping on Ctrl-C (SIGINT) or SIGTERM: libnetx retries a call that a
  * signal interrupts, so the handler writes a byte to a pipe, and we wait
  * with poll() on the socket and on that pipe together (the self-pipe trick).
+ *
+ * One wait is not a poll(): sending the echo to a client that does not read
+ * blocks in netx_send_all() until the client makes room. So the handler
+ * also shuts the current client's connection down - shutdown() is one of
+ * the calls a signal handler may make - and the blocked send fails at once.
  */
 static int stop_pipe[2] = {-1, -1};
+static volatile sig_atomic_t current_client = -1;
 
 static void on_signal(int sig)
 {
@@ -65,6 +72,9 @@ static void on_signal(int sig)
     int saved = errno; /* a handler must not disturb the code it interrupts */
     ssize_t ignored = write(stop_pipe[1], "", 1);
     (void)ignored;
+    if (current_client >= 0) {
+        shutdown(current_client, SHUT_RDWR);
+    }
     errno = saved;
 }
 
@@ -107,6 +117,13 @@ static int wait_readable(int fd)
     }
 }
 
+/* 1 once a stop signal has arrived (its byte is waiting in the pipe). */
+static int stop_requested(void)
+{
+    struct pollfd p = {.fd = stop_pipe[0], .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
 /*
  * Echo one client until it closes. Returns 0 when the client is done (or
  * failed: one client's trouble is reported and the server goes on), -1 when
@@ -127,6 +144,9 @@ static int serve(int client)
         /* Whatever recv returned, send it all back: send_all loops until
          * the system has taken every byte. */
         if (n < 0 || netx_send_all(client, buf, (size_t)n) != 0) {
+            if (stop_requested()) {
+                return -1; /* the handler shut the connection: we are stopping */
+            }
             fprintf(stderr, "%s: %s\n", prog, netx_last_error());
             return 0;
         }
@@ -193,7 +213,9 @@ int main(int argc, char **argv)
             continue;
         }
         netx_set_nodelay(client, 1); /* small echoes go out at once */
+        current_client = client;
         stopping = serve(client) != 0;
+        current_client = -1;
         netx_close(client); /* Step 5 */
     }
     netx_close(server);
