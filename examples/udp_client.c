@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *prog = "udp_client";
@@ -63,13 +64,23 @@ static int parse_count(char option, const char *text, int lo, int hi)
     return (int)v;
 }
 
+/* Milliseconds on a clock that never jumps. */
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
- * Send one datagram and wait for the same bytes to come back, trying up to
- * tries times. Returns 0 once the echo is printed, -1 after giving up.
+ * Send one datagram and wait up to timeout_ms for the same bytes to come
+ * back, trying up to tries times. Returns 0 once the echo is printed, -1
+ * after giving up.
  */
-static int echo(int fd, const char *msg, size_t len, int tries)
+static int echo(int fd, const char *msg, size_t len, int timeout_ms, int tries)
 {
     static char reply[65536];
+    int shown = (int)(len < 60 ? len : 60); /* quote at most 60 bytes */
 
     for (int attempt = 1; attempt <= tries; attempt++) {
         if (netx_send(fd, msg, len) < 0) {
@@ -77,10 +88,15 @@ static int echo(int fd, const char *msg, size_t len, int tries)
             return -1;
         }
         /* Wait for the echo. A reply that is not ours (a late echo of an
-         * earlier try, say) is skipped; any failure - the timeout, or the
+         * earlier try, say) is skipped, but does not buy more time: the
+         * wait has one deadline. Any failure - the timeout, or the
          * "Connection refused" that comes back when nobody listens on that
          * port - counts as no reply. */
+        long long deadline = now_ms() + timeout_ms;
         for (;;) {
+            long long left = deadline - now_ms();
+            /* At least 1 ms: a timeout of 0 would mean "wait forever". */
+            netx_set_timeout(fd, left > 0 ? (int)left : 1);
             ssize_t n = netx_recv(fd, reply, sizeof reply);
             if (n >= 0 && (size_t)n == len && memcmp(reply, msg, len) == 0) {
                 fwrite(reply, 1, len, stdout);
@@ -89,14 +105,13 @@ static int echo(int fd, const char *msg, size_t len, int tries)
                 return 0;
             }
             if (n < 0) {
-                fprintf(stderr, "%s: no reply to \"%.*s\" (try %d of %d): %s\n", prog,
-                        (int)(len < 60 ? len : 60), msg, attempt, tries, netx_last_error());
+                fprintf(stderr, "%s: no reply to \"%.*s\" (try %d of %d): %s\n", prog, shown,
+                        msg, attempt, tries, netx_last_error());
                 break;
             }
         }
     }
-    fprintf(stderr, "%s: giving up on \"%.*s\" after %d tries\n", prog,
-            (int)(len < 60 ? len : 60), msg, tries);
+    fprintf(stderr, "%s: giving up on \"%.*s\" after %d tries\n", prog, shown, msg, tries);
     return -1;
 }
 
@@ -142,18 +157,15 @@ int main(int argc, char **argv)
     /* A connected UDP socket: netx_send/netx_recv talk to that server only,
      * and datagrams from anyone else are filtered out by the system. */
     int fd = netx_udp_connect(host, port);
-    if (fd < 0 || netx_set_timeout(fd, timeout_ms) != 0) {
+    if (fd < 0) {
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
-        if (fd >= 0) {
-            netx_close(fd);
-        }
         return 1;
     }
 
     int status = 0;
     if (optind < argc) {
         for (int i = optind; i < argc && status == 0; i++) {
-            status = echo(fd, argv[i], strlen(argv[i]), tries) == 0 ? 0 : 1;
+            status = echo(fd, argv[i], strlen(argv[i]), timeout_ms, tries) == 0 ? 0 : 1;
         }
     } else {
         char *line = NULL;
@@ -163,7 +175,7 @@ int main(int argc, char **argv)
             if (line[len - 1] == '\n') {
                 len--; /* the datagram is the line's text */
             }
-            status = echo(fd, line, (size_t)len, tries) == 0 ? 0 : 1;
+            status = echo(fd, line, (size_t)len, timeout_ms, tries) == 0 ? 0 : 1;
         }
         free(line);
     }
