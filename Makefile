@@ -91,7 +91,7 @@ examples: $(EXAMPLE_BINS)
 $(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
 	$(CC) $(NETX_CFLAGS) $(CFLAGS) $(NETX_LDFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) -lpthread
 
-lib: $(STATIC) $(BUILD)/$(SHARED_LINK) $(BUILD)/netx.pc
+lib: $(STATIC) $(BUILD)/$(SHARED_LINK) $(BUILD)/netx.pc $(BUILD)/man/man3/netx.3
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 	$(CC) $(NETX_CFLAGS) $(CFLAGS) -c -o $@ $<
@@ -108,6 +108,11 @@ ifneq ($(SHARED_NAME),$(SHARED_REAL))
 	ln -sf $(SHARED_REAL) $(BUILD)/$(SHARED_NAME)
 endif
 	ln -sf $(SHARED_NAME) $@
+
+# Section 3 man pages, one per public function, made from the comments in
+# netx.h so the two never disagree.
+$(BUILD)/man/man3/netx.3: include/netx.h docs/mkman.sh
+	sh docs/mkman.sh $(BUILD)/man/man3
 
 # netx.pc is written on every build, so it always names this PREFIX.
 $(BUILD)/netx.pc: netx.pc.in FORCE | $(BUILD)/obj
@@ -167,11 +172,14 @@ ifneq ($(SHARED_NAME),$(SHARED_REAL))
 endif
 	ln -sf $(SHARED_NAME) $(DESTDIR)$(LIBDIR)/$(SHARED_LINK)
 	install -m 644 $(BUILD)/netx.pc $(DESTDIR)$(PKGCONFIGDIR)/netx.pc
+	install -d $(DESTDIR)$(MANDIR)/man3
+	install -m 644 $(BUILD)/man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/netx.h $(DESTDIR)$(LIBDIR)/libnetx.a \
 	      $(DESTDIR)$(LIBDIR)/$(SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(SHARED_NAME) \
 	      $(DESTDIR)$(LIBDIR)/$(SHARED_LINK) $(DESTDIR)$(PKGCONFIGDIR)/netx.pc
+	rm -f $(DESTDIR)$(MANDIR)/man3/netx.3 $(DESTDIR)$(MANDIR)/man3/netx_*.3
 
 clean:
 	rm -rf build

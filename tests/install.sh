@@ -12,6 +12,14 @@ prefix=/usr/local
 
 $make -s install DESTDIR="$dest" PREFIX="$prefix"
 
+# The man pages: one per public function.
+pages=$(ls "$dest$prefix/share/man/man3" | grep -c '^netx')
+[ -f "$dest$prefix/share/man/man3/netx_tcp_listen.3" ] || {
+    echo "install: the man pages were not installed" >&2
+    exit 1
+}
+echo "install: $pages man pages installed"
+
 # pkg-config finds the .pc under DESTDIR; the sysroot variable puts DESTDIR
 # in front of the -I and -L paths it prints.
 export PKG_CONFIG_PATH="$dest$prefix/lib/pkgconfig"

@@ -1,0 +1,575 @@
+#!/bin/sh
+# mkman.sh - write the section 3 man pages of libnetx from include/netx.h.
+#
+#   sh docs/mkman.sh OUTDIR [HEADER]
+#
+# HEADER defaults to include/netx.h beside this script. The header is the API
+# reference: each public function (a NETX_API prototype) and each public
+# typedef has a comment above it in the form of a man page:
+#
+#   /*
+#    * netx_name - one-line summary, ending with a full stop.
+#    *
+#    *   param  what it is (a tagged list, continued deeper)
+#    *
+#    * Prose paragraphs. Indented lines that are not a tagged list are
+#    * examples, printed as they are.
+#    *
+#    * RETURN VALUE          (also ERRORS, BLOCKING, THREAD SAFETY,
+#    *   ...                  and "BLOCKING, THREAD SAFETY")
+#    */
+#
+# One page is written per function and per typedef (OUTDIR/netx_name.3),
+# plus netx.3, an overview made from the header's opening comment and its
+# "Step" groups. Only POSIX sh, awk and mkdir are used, so the pages can be
+# built wherever the library builds; the output is the same with mawk, gawk,
+# the one true awk and busybox awk.
+
+set -u
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+    echo "usage: sh docs/mkman.sh OUTDIR [HEADER]" >&2
+    exit 2
+fi
+outdir=$1
+case $0 in
+*/*) here=${0%/*} ;;
+*) here=. ;;
+esac
+header=${2:-$here/../include/netx.h}
+
+if [ ! -r "$header" ]; then
+    echo "mkman.sh: cannot read $header" >&2
+    exit 1
+fi
+mkdir -p "$outdir" || exit 1
+
+# The directory goes through the environment: awk -v would turn any
+# backslash in it into an escape sequence.
+MKMAN_OUTDIR=$outdir awk '
+# --------------------------------------------------------------------------
+# Text helpers
+# --------------------------------------------------------------------------
+
+# Replace every occurrence of the literal string from by to. index() and
+# substr() rather than gsub(), whose handling of backslashes in the
+# replacement differs between awks.
+function replace(s, from, to,    out, i) {
+    out = ""
+    while ((i = index(s, from)) > 0) {
+        out = out (i > 1 ? substr(s, 1, i - 1) : "") to
+        s = substr(s, i + length(from))
+    }
+    return out s
+}
+
+# Make text safe for roff: a backslash is \e, a hyphen is \- (so "-1" and
+# "close-on-exec" survive copy and paste as ASCII), and a line that would
+# start with a control character (. or apostrophe) is protected with \&.
+function esc(s) {
+    s = replace(s, "\\", "\\e")
+    s = replace(s, "-", "\\-")
+    if (s ~ /^[.\047]/) {
+        s = "\\&" s
+    }
+    return s
+}
+
+# Bold the names of functions and pages: "netx_recv()" and "socket(2)".
+# Applied to text that esc() has already made safe.
+function fonts(s,    out, name, paren) {
+    out = ""
+    while (match(s, /[A-Za-z_][A-Za-z0-9_]*\([0-9]?\)/)) {
+        name = substr(s, RSTART, RLENGTH)
+        paren = index(name, "(")
+        out = out (RSTART > 1 ? substr(s, 1, RSTART - 1) : "") "\\fB" substr(name, 1, paren - 1) "\\fP" \
+              substr(name, paren)
+        s = substr(s, RSTART + RLENGTH)
+    }
+    return out s
+}
+
+function text_line(s) {
+    return fonts(esc(s))
+}
+
+function trim(s) {
+    sub(/^[ \t]+/, "", s)
+    sub(/[ \t]+$/, "", s)
+    return s
+}
+
+function indent_of(s) {
+    match(s, /^ */)
+    return RLENGTH
+}
+
+function upper_first(s) {
+    return toupper(substr(s, 1, 1)) substr(s, 2)
+}
+
+# --------------------------------------------------------------------------
+# Reading the header
+# --------------------------------------------------------------------------
+
+# A comment line without its " * " prefix: " *   host  ..." -> "  host  ...".
+function strip_star(s) {
+    if (s ~ /^ \* /) {
+        return substr(s, 4)
+    }
+    if (s ~ /^ \*$/) {
+        return ""
+    }
+    return s
+}
+
+BEGIN {
+    outdir = ENVIRON["MKMAN_OUTDIR"]
+    ncomment = 0    # lines of the comment just read
+    nentry = 0      # documented functions and typedefs
+    group = ""      # the header section ("Step 1: create a socket")
+    ngroups = 0
+    intro_n = 0     # the opening comment, for netx.3
+    seen_code = 0   # any code yet (the opening comment comes before it)
+    problems = 0
+    written = 0
+    state = "code"
+}
+
+# The version, for the pages footer.
+/^#define NETX_VERSION_MAJOR / { vmajor = $3 }
+/^#define NETX_VERSION_MINOR / { vminor = $3 }
+/^#define NETX_VERSION_PATCH / { vpatch = $3 }
+
+state == "comment" {
+    if ($0 ~ /\*\/[ \t]*$/) {
+        state = "after_comment"
+        line = $0
+        sub(/[ \t]*\*\/[ \t]*$/, "", line)
+        line = strip_star(line)
+        if (trim(line) != "") {
+            comment[++ncomment] = line
+        }
+        if (banner) {
+            # "/* ----\n * Step 1: create a socket\n * ---- */"
+            for (ci = 1; ci <= ncomment; ci++) {
+                if (comment[ci] !~ /^-+$/ && trim(comment[ci]) != "") {
+                    group = trim(comment[ci])
+                    groups[++ngroups] = group
+                }
+            }
+            state = "code"
+        } else if (intro_n == 0 && nentry == 0 && !seen_code) {
+            for (ci = 1; ci <= ncomment; ci++) {
+                intro[++intro_n] = comment[ci]
+            }
+            state = "code"
+        }
+        next
+    }
+    comment[++ncomment] = strip_star($0)
+    next
+}
+
+/^\/\*/ {
+    # A new comment; a one-line comment is not documentation.
+    if ($0 ~ /\*\/[ \t]*$/) {
+        next
+    }
+    banner = ($0 ~ /^\/\* -+/)
+    ncomment = 0
+    state = "comment"
+    next
+}
+
+state == "after_comment" && /^[ \t]*$/ {
+    next
+}
+
+state == "after_comment" && /^NETX_API / {
+    proto = $0
+    while (proto !~ /;/ && (getline more) > 0) {
+        proto = proto " " trim(more)
+    }
+    add_entry("function", proto)
+    state = "code"
+    next
+}
+
+state == "after_comment" && /^typedef struct / {
+    ndef = 1
+    def[1] = $0
+    while ($0 !~ /^}/ && (getline) > 0) {
+        def[++ndef] = $0
+    }
+    body = def[1]
+    for (ci = 2; ci <= ndef; ci++) {
+        body = body "\n" def[ci]
+    }
+    add_entry("typedef", body)
+    state = "code"
+    next
+}
+
+{
+    # Any other code: the comment above it (if any) documents nothing we
+    # make a page for (NETX_ADDRSTRLEN, the include guard, ...).
+    if ($0 !~ /^[ \t]*$/) {
+        seen_code = 1
+    }
+    state = "code"
+}
+
+function add_entry(kind, decl,    name, n, i, first) {
+    if (kind == "function") {
+        decl = replace(decl, "NETX_API ", "")
+        gsub(/[ \t]+/, " ", decl)
+        # The name is the identifier right before the first "(".
+        n = substr(decl, 1, index(decl, "(") - 1)
+        sub(/.*[ *]/, "", n)
+        name = n
+    } else {
+        n = decl
+        sub(/.*\n} */, "", n)
+        sub(/;.*/, "", n)
+        name = trim(n)
+    }
+    first = comment[1]
+    if (index(first, name " - ") != 1) {
+        printf("mkman.sh: %s: the comment above it does not start with \"%s - \"\n",
+               name, name) > "/dev/stderr"
+        problems++
+    }
+    nentry++
+    e_name[nentry] = name
+    e_kind[nentry] = kind
+    e_decl[nentry] = decl
+    e_group[nentry] = group
+    e_nlines[nentry] = ncomment
+    for (i = 1; i <= ncomment; i++) {
+        e_line[nentry, i] = comment[i]
+    }
+}
+
+# --------------------------------------------------------------------------
+# Writing a page
+# --------------------------------------------------------------------------
+
+# A tagged list item: "  name   text" (a tag, two or more spaces, text).
+# Sets TAG and BODY. In ERRORS a line that starts with an errno name and one
+# space ("EADDRNOTAVAIL no local port left.") is an item too.
+function is_item(s, in_errors,    t) {
+    t = trim(s)
+    if (match(t, /  +/) && RSTART > 1 && RSTART <= 28) {
+        TAG = substr(t, 1, RSTART - 1)
+        BODY = substr(t, RSTART + RLENGTH)
+        if (TAG !~ /  / && BODY != "") {
+            return 1
+        }
+    }
+    if (in_errors && match(t, /^E[A-Z0-9]+ [a-z(]/)) {
+        TAG = substr(t, 1, RLENGTH - 2)
+        BODY = substr(t, RLENGTH)
+        return 1
+    }
+    return 0
+}
+
+# Write the lines SEC[1..n] of one section. base is the indent of the
+# section text (0 for DESCRIPTION, 2 under a heading). A line at base is
+# prose; a tagged item or a bullet may be indented up to base + 2, and the
+# deeper lines after it continue it; any other indented line is an example,
+# written unfilled.
+function section(out, n, base, in_errors,    i, s, ind, mode, item_ind) {
+    mode = ""       # "", "gap", "prose", "item" or "verbatim"
+    for (i = 1; i <= n; i++) {
+        s = SEC[i]
+        if (trim(s) == "") {
+            mode = end_verbatim(out, mode)
+            mode = (mode == "" ? "" : "gap")
+            continue
+        }
+        ind = indent_of(s)
+        if (mode == "item" && ind > item_ind) {
+            print text_line(trim(s)) > out
+        } else if (ind > base && ind <= base + 2 && substr(trim(s), 1, 2) == "- ") {
+            end_verbatim(out, mode)
+            print ".IP \\(bu 2" > out
+            print text_line(substr(trim(s), 3)) > out
+            mode = "item"
+            item_ind = ind
+        } else if (ind <= base + 2 && is_item(s, in_errors)) {
+            end_verbatim(out, mode)
+            print ".TP" > out
+            print (in_errors ? "\\fB" : "\\fI") esc(TAG) "\\fP" > out
+            print text_line(BODY) > out
+            mode = "item"
+            item_ind = ind
+        } else if (ind <= base) {
+            if (mode != "prose") {
+                end_verbatim(out, mode)
+                print ".PP" > out
+            }
+            print text_line(trim(s)) > out
+            mode = "prose"
+        } else {
+            if (mode != "verbatim") {
+                print ".PP" > out
+                print ".RS 4" > out
+                print ".nf" > out
+            }
+            print esc(substr(s, (ind < base + 2 ? ind : base + 2) + 1)) > out
+            mode = "verbatim"
+        }
+    }
+    end_verbatim(out, mode)
+}
+
+# Close an example block if one is open; returns the mode that follows.
+function end_verbatim(out, mode) {
+    if (mode == "verbatim") {
+        print ".fi" > out
+        print ".RE" > out
+        return "gap"
+    }
+    return mode
+}
+
+# The prototype, broken after a comma when it is long and continued under
+# the opening parenthesis (SYNOPSIS is not filled), with the name in bold.
+function synopsis_proto(out, decl, name,    open, pad, rest, cut, i, nl, width, s) {
+    width = 66
+    open = index(decl, "(")
+    pad = sprintf("%" open "s", "")
+    nl = 0
+    rest = decl
+    while (length(rest) > width) {
+        cut = 0
+        for (i = 1; i <= width; i++) {
+            if (substr(rest, i, 2) == ", ") {
+                cut = i
+            }
+        }
+        if (cut == 0) {
+            break
+        }
+        PROTO[++nl] = substr(rest, 1, cut)
+        rest = pad substr(rest, cut + 2)
+    }
+    PROTO[++nl] = rest
+    for (i = 1; i <= nl; i++) {
+        s = esc(PROTO[i])
+        if (i == 1) {
+            s = replace(s, name "(", "\\fB" name "\\fP(")
+        }
+        print s > out
+    }
+}
+
+function write_page(k,    name, out, n, i, s, first, summary, para, p, np, heads,
+                    secname, j, m, word, title) {
+    name = e_name[k]
+    out = outdir "/" name ".3"
+    n = e_nlines[k]
+
+    # The first paragraph: from "name - " to a blank line, a heading or an
+    # indented line.
+    first = e_line[k, 1]
+    sub(/^[A-Za-z0-9_]+ - /, "", first)
+    para = first
+    for (i = 2; i <= n; i++) {
+        s = e_line[k, i]
+        if (trim(s) == "" || indent_of(s) > 0 || is_heading(s)) {
+            break
+        }
+        para = para " " trim(s)
+    }
+    p = i
+
+    # Its first sentence is the summary: up to ". " or the end, without
+    # the final full stop or colon.
+    summary = para
+    if ((j = index(summary, ". ")) > 0) {
+        summary = substr(summary, 1, j - 1)
+    }
+    sub(/[.:]$/, "", summary)
+    e_summary[k] = summary
+
+    title = toupper(name)
+    printf(".\\\" Generated by docs/mkman.sh from include/netx.h; do not edit.\n") > out
+    printf(".TH %s 3 \"\" \"libnetx %s\" \"libnetx Manual\"\n", title, version) > out
+    print ".nh" > out
+    print ".ad l" > out
+    print ".SH NAME" > out
+    print name " \\- " esc(summary) > out
+
+    print ".SH SYNOPSIS" > out
+    print ".nf" > out
+    print ".B #include <netx.h>" > out
+    print ".PP" > out
+    if (e_kind[k] == "function") {
+        synopsis_proto(out, e_decl[k], name)
+    } else {
+        np = split(e_decl[k], heads, "\n")
+        for (i = 1; i <= np; i++) {
+            print esc(heads[i]) > out
+        }
+    }
+    print ".fi" > out
+
+    # DESCRIPTION: the first paragraph as a sentence, then everything up to
+    # the first heading.
+    print ".SH DESCRIPTION" > out
+    print text_line(upper_first(para)) > out
+    split("", SEC)
+    secname = "DESCRIPTION"
+    m = 0
+    for (i = p; i <= n; i++) {
+        s = e_line[k, i]
+        if (is_heading(s)) {
+            flush_section(out, secname, m)
+            secname = trim(s)
+            m = 0
+            split("", SEC)
+            continue
+        }
+        SEC[++m] = s
+    }
+    flush_section(out, secname, m)
+
+    # SEE ALSO: the functions and pages the comment names, the other
+    # functions of the same group, and the overview.
+    nsee = 0
+    split("", SEEN)
+    SEEN[name] = 1
+    for (i = 1; i <= n; i++) {
+        s = e_line[k, i]
+        while (match(s, /[A-Za-z_][A-Za-z0-9_]*\([0-9]?\)/)) {
+            word = substr(s, RSTART, RLENGTH)
+            s = substr(s, RSTART + RLENGTH)
+            if (word ~ /\(\)$/) {
+                if (word !~ /^netx_/) {
+                    continue
+                }
+                word = substr(word, 1, length(word) - 2) "(3)"
+            }
+            add_see(word)
+        }
+    }
+    for (j = 1; j <= nentry; j++) {
+        if (e_group[j] == e_group[k]) {
+            add_see(e_name[j] "(3)")
+        }
+    }
+    add_see("netx(3)")
+    print ".SH SEE ALSO" > out
+    for (i = 1; i <= nsee; i++) {
+        word = SEE[i]
+        j = index(word, "(")
+        print "\\fB" esc(substr(word, 1, j - 1)) "\\fP" substr(word, j) (i < nsee ? "," : "") > out
+    }
+    close(out)
+    written++
+}
+
+function add_see(word,    base) {
+    base = substr(word, 1, index(word, "(") - 1)
+    if (base in SEEN) {
+        return
+    }
+    SEEN[base] = 1
+    SEE[++nsee] = word
+}
+
+function is_heading(s) {
+    return s ~ /^(RETURN VALUE|ERRORS|BLOCKING|THREAD SAFETY|BLOCKING, THREAD SAFETY)[ \t]*$/
+}
+
+function flush_section(out, secname, m,    i, base, got) {
+    got = 0
+    for (i = 1; i <= m; i++) {
+        if (trim(SEC[i]) != "") {
+            got = 1
+            break
+        }
+    }
+    if (!got) {
+        return
+    }
+    if (secname != "DESCRIPTION") {
+        printf(".SH \"%s\"\n", secname) > out
+        base = indent_of(SEC[i])
+    } else {
+        base = 0
+    }
+    section(out, m, base, secname == "ERRORS")
+}
+
+# The overview page: the header opening comment and the list of pages.
+function write_overview(    out, i, g, j, n, first, p, s, para) {
+    out = outdir "/netx.3"
+    printf(".\\\" Generated by docs/mkman.sh from include/netx.h; do not edit.\n") > out
+    printf(".TH NETX 3 \"\" \"libnetx %s\" \"libnetx Manual\"\n", version) > out
+    print ".nh" > out
+    print ".ad l" > out
+    print ".SH NAME" > out
+    first = intro[1]
+    sub(/^[^ ]+ - /, "", first)
+    para = first
+    for (i = 2; i <= intro_n; i++) {
+        s = intro[i]
+        if (trim(s) == "" || indent_of(s) > 0) {
+            break
+        }
+        para = para " " trim(s)
+    }
+    p = i
+    s = para
+    if ((j = index(s, ". ")) > 0) {
+        s = substr(s, 1, j - 1)
+    }
+    sub(/[.:]$/, "", s)
+    print "netx \\- " esc(s) > out
+    print ".SH SYNOPSIS" > out
+    print ".nf" > out
+    print ".B #include <netx.h>" > out
+    print ".PP" > out
+    print "cc ... \\-lnetx" > out
+    print ".fi" > out
+    # NAME has said what the library is; the description goes on from there.
+    print ".SH DESCRIPTION" > out
+    n = 0
+    split("", SEC)
+    for (i = p; i <= intro_n; i++) {
+        SEC[++n] = intro[i]
+    }
+    section(out, n, 0, 0)
+    print ".SH FUNCTIONS" > out
+    for (g = 1; g <= ngroups; g++) {
+        printf(".SS \"%s\"\n", esc(groups[g])) > out
+        for (j = 1; j <= nentry; j++) {
+            if (e_group[j] == groups[g]) {
+                print ".TP" > out
+                printf("\\fB%s\\fP(3)\n", esc(e_name[j])) > out
+                print esc(e_summary[j]) "." > out
+            }
+        }
+    }
+    close(out)
+    written++
+}
+
+END {
+    version = vmajor "." vminor "." vpatch
+    if (nentry == 0) {
+        print "mkman.sh: no documented NETX_API function found" > "/dev/stderr"
+        exit 1
+    }
+    for (ek = 1; ek <= nentry; ek++) {
+        write_page(ek)
+    }
+    write_overview()
+    printf("mkman.sh: %d pages in %s\n", written, outdir)
+    exit(problems > 0 ? 1 : 0)
+}
+' "$header"
