@@ -45,7 +45,7 @@ static void usage(FILE *out)
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
             "  -n MAX      most clients served at once, 1 to 10000 (default 64);\n"
             "              one more is told \"server busy\" and closed\n"
-            "  -t SECONDS  close a client silent for that long, 1 to 86400\n"
+            "  -t SECONDS  close a client silent for that long, 0 to 86400\n"
             "              (default 0: never)\n"
             "  -h          show this help\n",
             prog);

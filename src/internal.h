@@ -15,9 +15,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define NETX__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define NETX__UNLIKELY(x)  __builtin_expect(!!(x), 0)
+#define NETX__LIKELY(x)    __builtin_expect(!!(x), 1)
 #else
 #define NETX__PRINTF(f, a)
 #define NETX__UNLIKELY(x) (x)
+#define NETX__LIKELY(x)   (x)
 #endif
 
 /* error.c ---------------------------------------------------------------- */

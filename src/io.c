@@ -124,14 +124,23 @@ static ssize_t send_once(int fd, const void *buf, size_t len, const netx_addr *t
     if (NETX__UNLIKELY(buf == NULL && len > 0)) {
         return netx__fail(EINVAL, "send on fd %d: buf is NULL", fd);
     }
-    do {
+    for (;;) {
         if (to != NULL) {
             n = sendto(fd, buf, len, NETX__SEND_FLAGS, (const struct sockaddr *)&to->ss, to->len);
         } else {
             /* MSG_NOSIGNAL: a closed peer gives EPIPE, not a fatal SIGPIPE. */
             n = send(fd, buf, len, NETX__SEND_FLAGS);
         }
-    } while (n < 0 && errno == EINTR);
+        if (NETX__LIKELY(n >= 0 || errno != EINTR)) {
+            break;
+        }
+        /* Interrupted. Calling send() again would restart the socket's
+         * timeout from zero, and signals that keep coming would keep us
+         * waiting for ever; wait for room with one deadline instead. */
+        if (netx__wait_ready(fd, POLLOUT) != 0) {
+            break;
+        }
+    }
     int err = errno;
     if (n >= 0) {
         errno = saved; /* an EINTR retried on the way is not the caller's */
@@ -218,9 +227,16 @@ static ssize_t recv_once(int fd, void *buf, size_t cap, netx_addr *from, int rep
     }
     /* recvmsg() rather than recv(): its msg_flags tell when a datagram was
      * longer than the buffer (MSG_TRUNC), which recv() would hide. */
-    do {
+    for (;;) {
         n = recvmsg(fd, &msg, 0);
-    } while (n < 0 && errno == EINTR);
+        if (NETX__LIKELY(n >= 0 || errno != EINTR)) {
+            break;
+        }
+        /* Interrupted: wait with one deadline, as for send above. */
+        if (netx__wait_ready(fd, POLLIN) != 0) {
+            break;
+        }
+    }
     int err = errno;
     if (n >= 0) {
         errno = saved; /* an EINTR retried on the way is not the caller's */

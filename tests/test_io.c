@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -469,6 +470,62 @@ static void io_roundtrip_ipv6_succeeds(void **state)
     netx_close(s);
 }
 
+/* A handler that does nothing: its only effect is to interrupt system calls
+ * (it is installed without SA_RESTART). */
+static volatile sig_atomic_t alarms;
+
+static void count_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A receive timeout must fire even when signals interrupt the wait more
+ * often than the timeout: retrying recv() would restart the kernel's timer
+ * every time, and the call would never end. */
+static void io_recv_timeout_holds_under_signals(void **state)
+{
+    (void)state;
+    int c, s;
+    char byte;
+    support_tcp_pair("127.0.0.1", &c, &s);
+    assert_int_equal(netx_set_timeout(s, 300), 0);
+
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = count_alarm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: every alarm interrupts the call */
+    assert_int_equal(sigaction(SIGALRM, &sa, &old_sa), 0);
+    struct itimerval every_50ms = {{0, 50000}, {0, 50000}};
+    struct itimerval off = {{0, 0}, {0, 0}};
+    alarms = 0;
+    assert_int_equal(setitimer(ITIMER_REAL, &every_50ms, NULL), 0);
+
+    long long t0 = mono_ms();
+    ssize_t n = netx_recv(s, &byte, 1);
+    int err = errno;
+    long long took = mono_ms() - t0;
+
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old_sa, NULL);
+    netx_close(c);
+    netx_close(s);
+
+    assert_int_equal(n, -1);
+    assert_int_equal(err, ETIMEDOUT);
+    assert_true(alarms >= 3); /* the signals really did interrupt it */
+    /* One deadline: at most the timeout from the first interruption on. */
+    assert_true(took >= 250 && took < 2000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -488,6 +545,7 @@ int main(void)
         TEST(io_set_timeout_negative_einval),
         TEST(io_recv_timeout_sentence_names_peer_and_fd),
         TEST(io_roundtrip_ipv6_succeeds),
+        TEST(io_recv_timeout_holds_under_signals),
     };
     return cmocka_run_group_tests_name("io", tests, NULL, NULL);
 }
