@@ -304,9 +304,10 @@ NETX_API int netx_connect(int fd, const netx_addr *addr, int timeout_ms);
  *            A name with both IPv4 and IPv6 addresses ("localhost") is
  *            bound on its first IPv4 address: a client that dials the name
  *            tries all of its addresses and reaches it, and so does one that
- *            dials 127.0.0.1, as the article's Python client does. If no
- *            address of that family can be bound, the others are tried in
- *            the resolver's order.
+ *            dials 127.0.0.1, as the article's Python client does. If that
+ *            address cannot exist here (EADDRNOTAVAIL, EAFNOSUPPORT), the
+ *            others are tried in the resolver's order; any other failure,
+ *            such as a port in use, is the answer.
  *   port     the port; 0 lets the system pick a free one (ask it with
  *            netx_local_port()).
  *   backlog  as for netx_listen(); 0 or less picks SOMAXCONN.

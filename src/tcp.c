@@ -106,6 +106,14 @@ int netx__open_bound(const char *host, uint16_t port, int type, int backlog)
             fd = bind_one(&addrs[i], type, backlog, 0, &step);
             err = errno;
             last = i;
+            /* Go on to the next address only if this one cannot exist
+             * here. A taken port (EADDRINUSE) or a refused one (EACCES) is
+             * the answer: listening quietly on [::1] instead would hide a
+             * server that dialers of 127.0.0.1 still reach. */
+            if (fd < 0 && err != EAFNOSUPPORT && err != EPROTONOSUPPORT &&
+                err != EADDRNOTAVAIL) {
+                break;
+            }
         }
     }
     if (fd >= 0) {

@@ -489,6 +489,28 @@ static void tcp_connect_all_refused_reports_last_address(void **state)
     run_with_ipv6_first_hosts(child_all_refused);
 }
 
+/* 127.0.0.1:P is taken: listening on "localhost" port P must fail with
+ * EADDRINUSE, not quietly take [::1]:P, where dialers of 127.0.0.1 would
+ * never arrive. */
+static int child_port_taken_no_fallback(void)
+{
+    int holder = netx_tcp_listen("127.0.0.1", 0, 0);
+    if (holder < 0) {
+        return child_fail(2, "listen on 127.0.0.1");
+    }
+    int port = netx_local_port(holder);
+    if (netx_tcp_listen("localhost", (uint16_t)port, 0) != -1 || errno != EADDRINUSE) {
+        return child_fail(3, "listen on a taken localhost port did not fail with EADDRINUSE");
+    }
+    return 0;
+}
+
+static void tcp_listen_localhost_port_taken_no_ipv6_fallback(void **state)
+{
+    (void)state;
+    run_with_ipv6_first_hosts(child_port_taken_no_fallback);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +529,7 @@ int main(void)
         TEST(tcp_localhost_ipv6_first_hosts_reachable_both_ways),
         TEST(tcp_connect_ipv6_refused_falls_back_to_ipv4),
         TEST(tcp_connect_all_refused_reports_last_address),
+        TEST(tcp_listen_localhost_port_taken_no_ipv6_fallback),
     };
     return cmocka_run_group_tests_name("tcp", tests, NULL, NULL);
 }
