@@ -577,6 +577,35 @@ NETX_API ssize_t netx_read_n(netx_reader *r, void *buf, size_t n);
 NETX_API int netx_shutdown(int fd, int how);
 
 /*
+ * netx_close_graceful - close a connection only once the peer has finished
+ * with it, waiting at most timeout_ms.
+ *
+ * A successful send means the kernel has the bytes, not that the peer has
+ * read them: close() right after it may even make the kernel reset the
+ * connection and throw unsent data away, if bytes from the peer are still
+ * unread. This does the careful thing instead: shutdown(SHUT_WR) (the peer
+ * reads end of stream after all our data), then read and discard whatever
+ * the peer still sends until it closes its side too, then close.
+ *
+ *   timeout_ms  the longest wait for the peer; 0 or less waits as long as
+ *               it takes.
+ *
+ * RETURN VALUE
+ *   0 when the peer closed its side in time: it has received everything we
+ *   sent. -1 with errno set otherwise. The descriptor is closed in every
+ *   case.
+ *
+ * ERRORS
+ *   ETIMEDOUT   the peer did not close within timeout_ms.
+ *   ECONNRESET  the peer reset the connection: data may have been lost.
+ *   ENOTCONN, EBADF, ENOTSOCK  from shutdown(2).
+ *
+ * BLOCKING
+ *   Up to timeout_ms.
+ */
+NETX_API int netx_close_graceful(int fd, int timeout_ms);
+
+/*
  * netx_close - close a socket (close(2)).
  *
  * Never retried on EINTR: on Linux the descriptor is closed whatever close

@@ -267,6 +267,11 @@ int netx_accept(int listen_fd, netx_addr *peer)
         if (t != NULL) {
             netx__trace_step(t, -1, err, NULL, "accept(%d)", listen_fd);
         }
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            /* Routine for a non-blocking listener in a poll() loop: skip
+             * the address lookup, which would cost a system call. */
+            return netx__fail(err, "accept on fd %d", listen_fd);
+        }
         char where[NETX_ADDRSTRLEN + 16];
         netx__describe_local(listen_fd, where, sizeof where);
         return netx__fail(err, "accept on %s", where);
@@ -339,6 +344,53 @@ int netx_close(int fd)
         return netx__fail(err, "close fd %d", fd);
     }
     return 0;
+}
+
+int netx_close_graceful(int fd, int timeout_ms)
+{
+    long long deadline = timeout_ms > 0 ? netx__now_ms() + timeout_ms : -1;
+    char sink[4096];
+    int err = 0;
+
+    if (netx_shutdown(fd, SHUT_WR) != 0) {
+        err = errno;
+    }
+    /* Read until the peer's end of stream, throwing the bytes away: the
+     * caller has said it is done with this connection. */
+    while (err == 0) {
+        int wait_ms = -1;
+        if (deadline >= 0) {
+            long long left = deadline - netx__now_ms();
+            wait_ms = left > 0 ? (int)left : 0;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+        int ready = poll(&p, 1, wait_ms);
+        if (ready < 0 && errno == EINTR) {
+            continue;
+        }
+        if (ready < 0) {
+            err = errno;
+            break;
+        }
+        if (ready == 0) {
+            err = ETIMEDOUT;
+            break;
+        }
+        ssize_t n = netx_recv(fd, sink, sizeof sink);
+        if (n == 0) {
+            break; /* the peer closed its side: all is delivered */
+        }
+        if (n < 0 && errno != EAGAIN) {
+            err = errno;
+        }
+    }
+    if (err != 0) {
+        char where[NETX_ADDRSTRLEN + 16];
+        netx__describe_peer(fd, where, sizeof where);
+        netx_close(fd);
+        return netx__fail(err, "graceful close of %s", where);
+    }
+    return netx_close(fd);
 }
 
 /* Socket options ----------------------------------------------------------- */

@@ -372,6 +372,57 @@ static void socket_bad_family_fails_names_socket(void **state)
     assert_int_equal(support_fd_count(), before);
 }
 
+/* The peer reads everything, then closes: graceful close says 0, and the
+ * peer got every byte. */
+static void socket_close_graceful_peer_done_returns_0(void **state)
+{
+    (void)state;
+    int c, s;
+    static unsigned char out[256 * 1024];
+    support_tcp_pair("127.0.0.1", &c, &s);
+    support_pattern(out, sizeof out, 11);
+    struct support_echo echo;
+    /* The echo thread reads to end of stream, then closes its socket. */
+    support_echo_start(&echo, s);
+    assert_int_equal(netx_send_all(c, out, sizeof out), 0);
+    /* It echoes everything back; graceful close reads and discards that. */
+    assert_int_equal(netx_close_graceful(c, 5000), 0);
+    support_echo_join(&echo);
+    assert_true(echo.ok);
+    assert_int_equal(echo.bytes, sizeof out);
+}
+
+/* The peer never closes: ETIMEDOUT after about the timeout, and the
+ * descriptor is closed anyway. */
+static void socket_close_graceful_peer_silent_etimedout(void **state)
+{
+    (void)state;
+    int c, s;
+    support_tcp_pair("127.0.0.1", &c, &s);
+    long long t0 = now_ms();
+    assert_int_equal(netx_close_graceful(c, 200), -1);
+    assert_int_equal(errno, ETIMEDOUT);
+    long long took = now_ms() - t0;
+    assert_true(took >= 150 && took < 3000);
+    assert_int_equal(fcntl(c, F_GETFD), -1); /* closed all the same */
+    assert_non_null(strstr(netx_last_error(), "graceful close of"));
+    netx_close(s);
+}
+
+/* The peer resets: ECONNRESET, data may be lost, descriptor closed. */
+static void socket_close_graceful_peer_reset_econnreset(void **state)
+{
+    (void)state;
+    int c, s;
+    support_tcp_pair("127.0.0.1", &c, &s);
+    struct linger hard = {1, 0};
+    assert_int_equal(setsockopt(s, SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
+    netx_close(s); /* sends a reset */
+    assert_int_equal(netx_close_graceful(c, 2000), -1);
+    assert_true(errno == ECONNRESET || errno == ENOTCONN);
+    assert_int_equal(fcntl(c, F_GETFD), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +444,9 @@ int main(void)
         TEST(socket_bind_taken_port_eaddrinuse),
         TEST(socket_bind_connect_null_addr_einval),
         TEST(socket_bad_family_fails_names_socket),
+        TEST(socket_close_graceful_peer_done_returns_0),
+        TEST(socket_close_graceful_peer_silent_etimedout),
+        TEST(socket_close_graceful_peer_reset_econnreset),
     };
     return cmocka_run_group_tests_name("socket", tests, NULL, NULL);
 }
