@@ -187,6 +187,7 @@ int main(int argc, char **argv)
         } else {
             message[n] = '\0';
             printf("Client says: %s\n", message);
+            fflush(stdout);
         }
     }
     if (status != 0) {

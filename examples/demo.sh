@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# examples/demo.sh - `make demo`: walk through the article's steps live on
+# loopback, with NETX_TRACE=1 so every socket call shows as it happens.
+#
+#   bash examples/demo.sh [DIR]    DIR holds the built examples (build/examples)
+#
+# Every server is started on a free port (-p 0), stopped by its own PID, and
+# every wait is bounded, so the demo ends by itself in a few seconds.
+set -u
+dir=${1:-build/examples}
+export NETX_TRACE=1
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Headings in bold on a terminal, plain in a file or a pipe.
+if [ -t 1 ]; then
+    part() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+    part() { printf '\n== %s\n' "$*"; }
+fi
+say() { printf '   (%s)\n' "$*"; }
+
+# start NAME ARGS... : run a server in the background, its output (stdout and
+# the trace on stderr) shown live with a "server |" prefix, and set $port
+# from its "listening on ADDR:PORT" line.
+start() {
+    local name=$1 log="$tmp/$1.log"
+    shift
+    : > "$log"
+    "$dir/$name" "$@" > >(tee -a "$log" | sed -u "s/^/   $name | /") 2>&1 &
+    server_pid=$!
+    pids+=("$server_pid")
+    port=""
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$log")
+        [ -n "$port" ] && return 0
+        sleep 0.05
+    done
+    echo "demo: $name did not start listening; its output:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# client NAME ARGS... : run a client to completion, output prefixed.
+client() {
+    local name=$1
+    shift
+    "$dir/$name" "$@" 2>&1 | sed -u "s/^/   $name | /"
+    return "${PIPESTATUS[0]}"
+}
+
+# stop: end the current server with SIGTERM, as Ctrl-C would, and wait.
+stop() {
+    kill -TERM "$server_pid" 2>/dev/null
+    for _ in $(seq 100); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    sleep 0.1 # let the last lines of its output through
+}
+
+part "Steps 1-4 of the guide: hello_server and hello_client (server.py and client.py in C)"
+say "the server creates a socket, binds, listens and accepts; the client connects"
+start hello_server -p 0
+client hello_client -p "$port" || exit 1
+wait "$server_pid" 2>/dev/null
+sleep 0.1
+
+part "Step 4 of the workflow: exchange data - echo_server and echo_client"
+say "every line the client sends comes back; the server serves one client at a time"
+start echo_server -p 0
+client echo_client -p "$port" "Hello, echo!" "one more line" || exit 1
+stop
+
+part "Step 5 of the guide: enhance with threads - threaded_server with three clients at once"
+say "a thread per client, so the three are served together"
+start threaded_server -p 0 -n 8
+NETX_TRACE=0 client echo_client -p "$port" "client A" &
+a=$!
+NETX_TRACE=0 client echo_client -p "$port" "client B" &
+b=$!
+NETX_TRACE=0 client echo_client -p "$port" "client C" &
+c=$!
+wait "$a" && wait "$b" && wait "$c" || exit 1
+stop
+
+part "Step 6 of the guide: switch to UDP - udp_server and udp_client"
+say "no listen, no accept: recvfrom tells the server where to send each reply"
+start udp_server -p 0
+client udp_client -p "$port" "a datagram" "another one" || exit 1
+stop
+
+part "Event-driven systems: poll_server, one thread for many clients"
+say "non-blocking sockets and poll(): the same echo, for thousands of clients"
+start poll_server -p 0
+NETX_TRACE=0 client echo_client -p "$port" "served by poll()" || exit 1
+stop
+
+part "Step 5 of the workflow: every connection closed; the demo is over"
