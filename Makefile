@@ -82,7 +82,7 @@ TEST_WRAP    := $(foreach f,$(WRAPPED),-Wl,--wrap=$(f))
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
-.PHONY: all lib examples demo tests test check deps header-check installcheck install uninstall clean format FORCE
+.PHONY: all lib examples demo valgrind-examples tests test check deps header-check installcheck install uninstall clean format FORCE
 
 all: lib examples
 
@@ -125,6 +125,10 @@ $(BUILD)/obj $(BUILD)/tests/obj $(BUILD)/examples:
 # The article's steps, live on loopback, with NETX_TRACE=1.
 demo: $(EXAMPLE_BINS)
 	@bash examples/demo.sh $(BUILD)/examples
+
+# Every example under valgrind memcheck, driven by the demo.
+valgrind-examples: $(EXAMPLE_BINS)
+	@sh tests/valgrind-examples.sh $(BUILD)/examples
 
 # Tests --------------------------------------------------------------------
 

@@ -4,10 +4,15 @@
 #
 #   bash examples/demo.sh [DIR]    DIR holds the built examples (build/examples)
 #
+# NETX_DEMO_WRAP, if set, is put in front of every program (tests use it to
+# run each example under valgrind). Every program must exit 0, the servers
+# too when SIGTERM stops them; otherwise the demo fails.
+#
 # Every server is started on a free port (-p 0), stopped by its own PID, and
 # every wait is bounded, so the demo ends by itself in a few seconds.
 set -u
 dir=${1:-build/examples}
+wrap=${NETX_DEMO_WRAP:-}
 export NETX_TRACE=1
 tmp=$(mktemp -d)
 pids=()
@@ -34,11 +39,11 @@ start() {
     local name=$1 log="$tmp/$1.log"
     shift
     : > "$log"
-    "$dir/$name" "$@" > >(tee -a "$log" | sed -u "s/^/   $name | /") 2>&1 &
+    $wrap "$dir/$name" "$@" > >(tee -a "$log" | sed -u "s/^/   $name | /") 2>&1 &
     server_pid=$!
     pids+=("$server_pid")
     port=""
-    for _ in $(seq 100); do
+    for _ in $(seq 200); do
         port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$log")
         [ -n "$port" ] && return 0
         sleep 0.05
@@ -52,26 +57,37 @@ start() {
 client() {
     local name=$1
     shift
-    "$dir/$name" "$@" 2>&1 | sed -u "s/^/   $name | /"
-    return "${PIPESTATUS[0]}"
+    $wrap "$dir/$name" "$@" 2>&1 | sed -u "s/^/   $name | /"
+    local status=${PIPESTATUS[0]}
+    if [ "$status" != 0 ]; then
+        echo "demo: $name exited with status $status" >&2
+    fi
+    return "$status"
 }
 
 # stop: end the current server with SIGTERM, as Ctrl-C would, and wait.
 stop() {
     kill -TERM "$server_pid" 2>/dev/null
-    for _ in $(seq 100); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.05
-    done
+    finish
+}
+
+# finish: wait for the current server to end by itself; it must exit 0.
+finish() {
+    local status
+    wait "$server_pid"
+    status=$?
     sleep 0.1 # let the last lines of its output through
+    if [ "$status" != 0 ]; then
+        echo "demo: the server exited with status $status" >&2
+        exit 1
+    fi
 }
 
 part "Steps 1-4 of the guide: hello_server and hello_client (server.py and client.py in C)"
 say "the server creates a socket, binds, listens and accepts; the client connects"
 start hello_server -p 0
 client hello_client -p "$port" || exit 1
-wait "$server_pid" 2>/dev/null
-sleep 0.1
+finish
 
 part "Step 4 of the workflow: exchange data - echo_server and echo_client"
 say "every line the client sends comes back; the server serves one client at a time"

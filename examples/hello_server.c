@@ -68,11 +68,20 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* Close the pipe when the program ends, whichever way out of main() it
+ * takes, so no descriptor is left open behind us. */
+static void close_stop_pipe(void)
+{
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
+}
+
 static int catch_stop_signals(void)
 {
     if (pipe(stop_pipe) != 0) {
         return -1;
     }
+    atexit(close_stop_pipe);
     for (int i = 0; i < 2; i++) {
         fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
         fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
