@@ -146,8 +146,9 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/obj/test_%.o $(TEST_SUPPORT) $(STATIC)
 # Build the test programs without running them.
 tests: deps $(TEST_BINS)
 
-test check: deps header-check $(TEST_BINS) $(EXAMPLE_BINS)
+test check: deps header-check $(TEST_BINS) $(EXAMPLE_BINS) $(FUZZ_REPLAY_BINS)
 	@sh tests/run.sh $(TEST_BINS)
+	@$(MAKE) -s fuzz-replay
 
 # The header must compile on its own, as C and as C++.
 CXX ?= c++
@@ -189,6 +190,80 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i include/*.h src/*.c src/*.h tests/*.c tests/*.h
+	clang-format -i include/*.h src/*.c src/*.h tests/*.c tests/*.h tests/fuzz/*.c examples/*.c
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/obj/*.d $(BUILD)/examples/*.d)
+# Fuzzing ------------------------------------------------------------------
+
+# libFuzzer harnesses for netx_reader and the address text functions
+# (tests/fuzz/fuzz_*.c). They need clang and its libFuzzer runtime (Debian:
+# libclang-rt-14-dev for clang 14, or libclang-rt-dev for the default
+# clang). The library is compiled into each harness with the fuzzing flags,
+# never taken from the normal build. `make fuzz` runs each harness for
+# FUZZ_SECONDS on a copy of its seed corpus in $(FUZZ_BUILD)/corpus/, so the
+# corpus in git is never changed (and what one run finds, the next starts
+# from); a crash fails the target and leaves its input in
+# $(FUZZ_BUILD)/artifacts/.
+FUZZ_CC        ?= clang
+FUZZ_CFLAGS    ?= -O1 -g
+FUZZ_SECONDS   ?= 60
+FUZZ_BUILD     ?= build/fuzz
+FUZZ_NAMES     := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS      := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_FLAGS     := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic \
+                  -U_FORTIFY_SOURCE -Iinclude -Isrc -Itests \
+                  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                  -fno-omit-frame-pointer
+FUZZ_RUN_FLAGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+.PHONY: fuzz fuzz-build fuzz-replay
+
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard src/*.h) include/netx.h \
+                      tests/fault.c tests/fault.h
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_CFLAGS) $(TEST_WRAP) -o $@ $< $(LIB_SRC) tests/fault.c -lpthread
+
+# Each harness's output goes to its log; the last lines are shown either way.
+fuzz: $(FUZZ_BINS)
+	@for name in $(FUZZ_NAMES); do \
+	    corpus=$(FUZZ_BUILD)/corpus/$$name; log=$(FUZZ_BUILD)/$$name.log; \
+	    mkdir -p $$corpus $(FUZZ_BUILD)/artifacts; \
+	    cp tests/fuzz/corpus/$$name/* $$corpus/; \
+	    echo "fuzz: $$name for $(FUZZ_SECONDS) s (log: $$log)"; \
+	    if $(FUZZ_BUILD)/fuzz_$$name $(FUZZ_RUN_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
+	            -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$name- $$corpus >$$log 2>&1; then \
+	        grep -E '^#[0-9]+.*DONE|^stat::(number_of_executed_units|average_exec_per_sec)' $$log; \
+	    else \
+	        tail -n 60 $$log; \
+	        echo "fuzz: $$name FAILED; the input is in $(FUZZ_BUILD)/artifacts/"; \
+	        exit 1; \
+	    fi; \
+	done
+
+# The seed corpus (regression inputs included) as a plain test: each input
+# once, with $(CC) and no libFuzzer, through tests/fuzz/replay.c. Works with
+# gcc, SANITIZE=1, and FUZZ_REPLAY_WRAPPER="valgrind --error-exitcode=1".
+FUZZ_REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
+FUZZ_REPLAY_WRAPPER ?=
+
+$(BUILD)/fuzz/obj:
+	mkdir -p $@
+
+$(BUILD)/fuzz/obj/%.o: tests/fuzz/%.c | $(BUILD)/fuzz/obj
+	$(CC) $(NETX_CFLAGS) -U_FORTIFY_SOURCE -Isrc -Itests $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/obj/fault.o: tests/fault.c | $(BUILD)/fuzz/obj
+	$(CC) $(NETX_CFLAGS) -U_FORTIFY_SOURCE $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/replay_%: $(BUILD)/fuzz/obj/fuzz_%.o $(BUILD)/fuzz/obj/replay.o \
+                        $(BUILD)/fuzz/obj/fault.o $(STATIC)
+	$(CC) $(NETX_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ -lpthread
+
+fuzz-replay: $(FUZZ_REPLAY_BINS)
+	@for name in $(FUZZ_NAMES); do \
+	    printf 'fuzz-replay: %s: ' $$name; \
+	    $(FUZZ_REPLAY_WRAPPER) $(BUILD)/fuzz/replay_$$name tests/fuzz/corpus/$$name/* || exit 1; \
+	done
+
+-include $(wildcard $(BUILD)/fuzz/obj/*.d $(BUILD)/obj/*.d $(BUILD)/tests/obj/*.d $(BUILD)/examples/*.d)

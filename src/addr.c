@@ -187,20 +187,34 @@ void netx__ipv4_first(netx_addr *addrs, int n)
     }
 }
 
-/* A decimal port, 0 to 65535, digits only. Returns -1 if it is not one. */
-static long parse_port(const char *s)
+/* A decimal number from 0 to max, digits only (leading zeros allowed).
+ * Returns 0 with the value in *out, or -1 if s is not one. The bound is
+ * checked before each digit is added, so no input can overflow. */
+static int parse_decimal(const char *s, unsigned long max, unsigned long *out)
 {
-    long v = 0;
-    if (*s == '\0' || strlen(s) > 5) {
+    unsigned long v = 0;
+    if (*s == '\0') {
         return -1;
     }
     for (; *s != '\0'; s++) {
         if (*s < '0' || *s > '9') {
             return -1;
         }
-        v = v * 10 + (*s - '0');
+        unsigned long digit = (unsigned long)(*s - '0');
+        if (v > (max - digit) / 10) {
+            return -1;
+        }
+        v = v * 10 + digit;
     }
-    return v <= 65535 ? v : -1;
+    *out = v;
+    return 0;
+}
+
+/* A decimal port, 0 to 65535, digits only. Returns -1 if it is not one. */
+static long parse_port(const char *s)
+{
+    unsigned long v;
+    return parse_decimal(s, 65535, &v) == 0 ? (long)v : -1;
 }
 
 int netx_parse_port(const char *text, uint16_t *out)
@@ -221,13 +235,15 @@ static int parse_ipv6(char *text, struct sockaddr_in6 *sin6)
     char *zone = strchr(text, '%');
     if (zone != NULL) {
         *zone++ = '\0';
-        long idx = parse_port(zone); /* any small decimal will do */
-        if (idx < 0) {
+        /* Any index a sin6_scope_id can hold, so that what
+         * netx_addr_format() writes ("%4000000000") always reads back. */
+        unsigned long idx;
+        if (parse_decimal(zone, UINT32_MAX, &idx) != 0) {
             unsigned named = if_nametoindex(zone);
             if (named == 0) {
                 return -1;
             }
-            idx = (long)named;
+            idx = named;
         }
         sin6->sin6_scope_id = (uint32_t)idx;
     }

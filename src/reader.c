@@ -172,8 +172,12 @@ ssize_t netx_read_n(netx_reader *r, void *buf, size_t n)
     }
     r->skipping = 0;
     done = r->end - r->start < n ? r->end - r->start : n;
-    memcpy(out, r->buf + r->start, done);
-    r->start += done;
+    if (done > 0) {
+        /* Not for 0 bytes: buf may then be NULL, and memcpy() from or to
+         * NULL is undefined even for a length of 0. */
+        memcpy(out, r->buf + r->start, done);
+        r->start += done;
+    }
 
     while (done < n && !r->eof) {
         ssize_t got;
