@@ -26,6 +26,11 @@
  *    bytes are pending and has a cap (-b): once full, we stop reading from
  *    that client (backpressure), so a client that sends and never reads
  *    costs us at most the cap, and never delays anyone else.
+ *  - Time limits: a client silent for -t seconds is closed, and so is one
+ *    connected for -d seconds, whatever it does - the only defence against
+ *    a client that trickles a byte now and then to stay just short of -t
+ *    (the "slowloris" attack). A sweep over every client, once a second,
+ *    checks both.
  *
  * Run it with NETX_TRACE=1 to watch every accept, recv and send.
  */
@@ -70,6 +75,7 @@ enum { STOP_SLOT = 0, LISTEN_SLOT = 1, FIRST_CLIENT = 2 };
 #define MAX_CLIENTS_LIMIT 1000000UL
 #define OUT_CAP_LIMIT     (1UL << 30)
 #define IDLE_LIMIT        86400UL
+#define DEADLINE_LIMIT    86400UL
 
 /*
  * What we keep per client. This is all an idle client costs us (plus its
@@ -83,6 +89,7 @@ struct client {
     size_t len;         /* one past the last byte of out */
     size_t size;        /* bytes allocated at out */
     long long last_ms;  /* last time it sent or took bytes */
+    long long since_ms; /* when it was accepted, for -d */
     int eof;            /* it has finished sending (recv returned 0) */
 };
 
@@ -94,10 +101,11 @@ struct server {
     size_t max_clients;     /* -n */
     size_t out_cap;         /* -b */
     long long idle_ms;      /* -t in milliseconds; 0 = no idle timeout */
+    long long deadline_ms;  /* -d in milliseconds; 0 = no deadline */
     unsigned char *scratch; /* one read buffer shared by every client */
     size_t scratch_size;
     long long now;          /* the clock, read once per wakeup */
-    long long next_sweep;   /* when to look for idle clients next */
+    long long next_sweep;   /* when to look for expired clients next */
     int accepts_paused;     /* the listener is left out of poll() ... */
     long long paused_until; /* ... until then */
     int fd_warned;          /* "out of descriptors" was reported */
@@ -111,6 +119,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: %s [-H HOST] [-p PORT] [-n MAX] [-b BYTES] [-t SECONDS]\n"
+            "       [-d SECONDS]\n"
             "  Echo server for thousands of clients in one thread, with poll().\n"
             "  -H HOST     address to listen on (default localhost)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
@@ -121,6 +130,8 @@ static void usage(FILE *out)
             "              (default 65536)\n"
             "  -t SECONDS  close a client silent for that long, 0 to 86400\n"
             "              (default 0: never)\n"
+            "  -d SECONDS  close a client connected for that long, whatever it\n"
+            "              does, 0 to 86400 (default 0: never)\n"
             "  -h          show this help\n",
             prog);
 }
@@ -204,10 +215,11 @@ static long long now_ms(void)
  * them (often 1024 by default: too few for "thousands of connections"). A
  * process may raise its own soft limit up to the hard one, so do that if
  * max_clients needs it. Returns how many clients we can really hold; if that
- * is fewer than asked, say so, and refuse the rest politely rather than run
- * out of descriptors in the middle of accepting.
+ * is fewer, refuse the rest politely rather than run out of descriptors in
+ * the middle of accepting - and say so, if -n asked for more (the default
+ * is only a default).
  */
-static size_t fit_fd_limit(size_t max_clients)
+static size_t fit_fd_limit(size_t max_clients, int asked)
 {
     struct rlimit rl;
     rlim_t need = (rlim_t)max_clients + RESERVED_FDS;
@@ -229,6 +241,9 @@ static size_t fit_fd_limit(size_t max_clients)
         return max_clients;
     }
     size_t fit = rl.rlim_cur > RESERVED_FDS + 1 ? (size_t)rl.rlim_cur - RESERVED_FDS : 1;
+    if (!asked) {
+        return fit;
+    }
     fprintf(stderr,
             "%s: can open only %llu descriptors (RLIMIT_NOFILE, hard limit %llu), "
             "not the %llu that %zu clients need; serving at most %zu clients\n",
@@ -277,7 +292,7 @@ static int add_client(struct server *s, int fd)
     }
     size_t k = s->nclients;
     s->pfds[FIRST_CLIENT + k] = (struct pollfd){.fd = fd, .events = POLLIN, .revents = 0};
-    s->clients[k] = (struct client){.out = NULL, .last_ms = s->now};
+    s->clients[k] = (struct client){.out = NULL, .last_ms = s->now, .since_ms = s->now};
     s->nclients++;
     return 0;
 }
@@ -505,13 +520,26 @@ static void serve_clients(struct server *s, int ready)
     }
 }
 
-/* Close clients that have been silent for longer than -t (same loop shape
- * as serve_clients(), for the same reasons). */
-static void sweep_idle(struct server *s)
+/* 1 if -t or -d is set: then the sweep below must run. */
+static int has_time_limits(const struct server *s)
+{
+    return s->idle_ms > 0 || s->deadline_ms > 0;
+}
+
+/*
+ * Close clients silent for longer than -t, and clients connected for longer
+ * than -d whatever they do: a client that sends one byte a second is never
+ * idle, so only the deadline stops it. (Same loop shape as serve_clients(),
+ * for the same reasons.)
+ */
+static void sweep_expired(struct server *s)
 {
     size_t k = 0;
     while (k < s->nclients) {
-        if (s->now - s->clients[k].last_ms >= s->idle_ms) {
+        const struct client *c = &s->clients[k];
+        int idle = s->idle_ms > 0 && s->now - c->last_ms >= s->idle_ms;
+        int overtime = s->deadline_ms > 0 && s->now - c->since_ms >= s->deadline_ms;
+        if (idle || overtime) {
             drop_client(s, k);
             continue;
         }
@@ -592,12 +620,12 @@ static int accept_clients(struct server *s, int listener)
  * The event loop
  * ------------------------------------------------------------------------ */
 
-/* How long poll() may wait: for ever (-1), unless the idle sweep or the end
- * of an accept pause is due sooner. */
+/* How long poll() may wait: for ever (-1), unless the sweep for -t and -d
+ * or the end of an accept pause is due sooner. */
 static int poll_timeout(const struct server *s)
 {
     long long wait = -1;
-    if (s->idle_ms > 0) {
+    if (has_time_limits(s)) {
         wait = s->next_sweep - s->now;
     }
     if (s->accepts_paused) {
@@ -649,8 +677,11 @@ static int run(struct server *s, int listener)
             s->accepts_paused = 0;
             s->pfds[LISTEN_SLOT].events = POLLIN; /* try accepting again */
         }
-        if (s->idle_ms > 0 && s->now >= s->next_sweep) {
-            sweep_idle(s); /* at most once a second */
+        if (has_time_limits(s) && s->now >= s->next_sweep) {
+            /* Once a second, so a client is closed at most a second after
+             * its time is up, and a busy server does not walk its whole
+             * table on every wakeup. */
+            sweep_expired(s);
             s->next_sweep = s->now + 1000;
         }
     }
@@ -661,12 +692,14 @@ int main(int argc, char **argv)
     const char *host = "localhost";
     uint16_t port = 12345;
     size_t max_clients = 10000;
+    int asked_clients = 0; /* -n given */
     size_t out_cap = 65536;
     unsigned long idle_s = 0;
+    unsigned long deadline_s = 0;
     int opt;
 
     opterr = 0; /* we print our own messages */
-    while ((opt = getopt(argc, argv, ":hH:p:n:b:t:")) != -1) {
+    while ((opt = getopt(argc, argv, ":hH:p:n:b:t:d:")) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -681,12 +714,16 @@ int main(int argc, char **argv)
             break;
         case 'n':
             max_clients = parse_number(opt, optarg, 1, MAX_CLIENTS_LIMIT);
+            asked_clients = 1;
             break;
         case 'b':
             out_cap = parse_number(opt, optarg, 1, OUT_CAP_LIMIT);
             break;
         case 't':
             idle_s = parse_number(opt, optarg, 0, IDLE_LIMIT);
+            break;
+        case 'd':
+            deadline_s = parse_number(opt, optarg, 0, DEADLINE_LIMIT);
             break;
         case ':':
             bad_usage("option -%c needs a value", optopt);
@@ -702,13 +739,14 @@ int main(int argc, char **argv)
         perror(prog);
         return 1;
     }
-    max_clients = fit_fd_limit(max_clients);
+    max_clients = fit_fd_limit(max_clients, asked_clients);
 
     struct server s;
     memset(&s, 0, sizeof s);
     s.max_clients = max_clients;
     s.out_cap = out_cap;
     s.idle_ms = (long long)idle_s * 1000;
+    s.deadline_ms = (long long)deadline_s * 1000;
     s.scratch_size = out_cap < READ_CHUNK ? out_cap : READ_CHUNK;
     s.scratch = malloc(s.scratch_size);
     s.room = max_clients < 64 ? max_clients : 64;

@@ -17,8 +17,11 @@
  * place in the scheduler, so the server caps how many clients it serves at
  * once (-n): a client beyond the cap is told "server busy" and closed at once.
  * A client that stays silent too long can be closed too (-t), so idle clients
- * cannot hold every place forever. On SIGINT (Ctrl-C) or SIGTERM the server
- * stops accepting, closes every client, waits for every thread and exits 0.
+ * cannot hold every place forever. A client that is never quite silent - one
+ * that trickles a byte every few seconds, the "slowloris" attack - defeats
+ * that, so a total deadline (-d) closes any client connected for too long,
+ * whatever it does. On SIGINT (Ctrl-C) or SIGTERM the server stops
+ * accepting, closes every client, waits for every thread and exits 0.
  *
  * Run it with NETX_TRACE=1 to see each step as libnetx takes it.
  */
@@ -32,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *prog = "threaded_server";
@@ -39,7 +43,7 @@ static const char *prog = "threaded_server";
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [-H HOST] [-p PORT] [-n MAX] [-t SECONDS]\n"
+            "usage: %s [-H HOST] [-p PORT] [-n MAX] [-t SECONDS] [-d SECONDS]\n"
             "  Echo every client's bytes back to it, one thread per client.\n"
             "  -H HOST     address to listen on (default localhost)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
@@ -47,6 +51,8 @@ static void usage(FILE *out)
             "              one more is told \"server busy\" and closed\n"
             "  -t SECONDS  close a client silent for that long, 0 to 86400\n"
             "              (default 0: never)\n"
+            "  -d SECONDS  close a client connected for that long, whatever it\n"
+            "              does, 0 to 86400 (default 0: never)\n"
             "  -h          show this help\n",
             prog);
 }
@@ -86,6 +92,14 @@ static int parse_number(const char *text, long min, long max, long *out)
     }
     *out = value;
     return 0;
+}
+
+/* A clock that never jumps (the wall clock can be set back), in ms. */
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -167,6 +181,7 @@ static int wait_readable(int fd, int timeout_ms)
 struct client {
     int fd;                     /* the client's connected socket */
     char peer[NETX_ADDRSTRLEN]; /* its address, for messages */
+    long long deadline_ms;      /* now_ms() when -d closes it; 0 for never */
     pthread_t thread;           /* the thread serving it */
     int in_use;                 /* a thread was started here and not yet joined
                                    (read and written by the main thread only) */
@@ -179,12 +194,101 @@ static struct {
     int stopping;         /* the server is shutting down */
     int max;              /* -n: the cap on active */
     int idle_timeout_s;   /* -t: 0 for none */
+    int deadline_s;       /* -d: 0 for none */
     struct client *table; /* max places */
 } clients = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* Why serving a client stopped, or that it has not. */
+enum ending {
+    SERVING,  /* not stopped: carry on */
+    LEFT,     /* the client closed the connection */
+    FAILED,   /* a call failed; netx_last_error() says which and why */
+    SILENT,   /* -t: it sent nothing, or took nothing, for too long */
+    OVERTIME, /* -d: it has been connected for too long */
+};
+
+/*
+ * The two time limits, and why one call is not enough for them.
+ *
+ * netx_set_timeout() bounds each wait of a recv or a send: that is the idle
+ * timeout (-t) exactly, a limit on silence. But a client that trickles one
+ * byte every few seconds is never silent for long, so each of its waits ends
+ * in time, and it can hold its thread for ever - the "slowloris" attack. The
+ * deadline (-d) bounds the whole connection instead. So before each wait we
+ * set the timeout again, to the idle limit or to what is left of the
+ * deadline, whichever is shorter, and remember which of the two it was: when
+ * the wait then times out, that says which limit ran out. (Asking the clock
+ * afterwards could guess wrong: the system's timer may fire a few
+ * milliseconds before the deadline we computed.)
+ */
+struct limit {
+    long long armed_ms; /* the timeout set on the socket now; 0 for none */
+    int is_deadline;    /* it is what was left of the deadline */
+};
+
+/* Set the limit for the next wait on c's socket: SERVING, or OVERTIME when
+ * nothing is left of the deadline, or FAILED. */
+static enum ending arm_limit(const struct client *c, struct limit *lim)
+{
+    long long ms = (long long)clients.idle_timeout_s * 1000;
+    int is_deadline = 0;
+    if (c->deadline_ms != 0) {
+        long long left = c->deadline_ms - now_ms();
+        if (left <= 0) {
+            return OVERTIME;
+        }
+        if (ms == 0 || left < ms) {
+            ms = left;
+            is_deadline = 1;
+        }
+    }
+    lim->is_deadline = is_deadline;
+    if (ms == lim->armed_ms) {
+        return SERVING; /* already set: spare a system call */
+    }
+    if (netx_set_timeout(c->fd, (int)ms) != 0) {
+        return FAILED;
+    }
+    lim->armed_ms = ms;
+    return SERVING;
+}
+
+/* A recv or send failed: which limit ran out, if either did. */
+static enum ending why_failed(const struct limit *lim)
+{
+    if (errno != ETIMEDOUT) {
+        return FAILED;
+    }
+    return lim->is_deadline ? OVERTIME : SILENT;
+}
+
+/*
+ * Send len bytes of echo. send() may take fewer bytes than we give it, so
+ * we loop until the kernel has every one - as netx_send_all() would, except
+ * that we set the limit again before each send, so that a client that reads
+ * its echo one byte at a time cannot stretch the deadline either.
+ */
+static enum ending send_echo(const struct client *c, const char *buf, size_t len, struct limit *lim)
+{
+    size_t off = 0;
+    while (off < len) {
+        enum ending e = arm_limit(c, lim);
+        if (e != SERVING) {
+            return e;
+        }
+        ssize_t n = netx_send(c->fd, buf + off, len - off);
+        if (n < 0) {
+            return why_failed(lim);
+        }
+        off += (size_t)n;
+    }
+    return SERVING;
+}
+
 /*
  * What a client thread does: the article's steps 4 and 5 for one client.
- * Echo what arrives until the client closes, fails, or stays silent too long.
+ * Echo what arrives until the client closes, fails, stays silent too long
+ * or reaches its deadline.
  */
 static void *serve_client(void *arg)
 {
@@ -197,29 +301,23 @@ static void *serve_client(void *arg)
      * speed, so a failure here is not a reason to drop the client. */
     netx_set_nodelay(fd, 1);
 
-    /* The idle timeout: a recv() that waits longer fails with ETIMEDOUT.
-     * It bounds each send too, so a client that sends but never reads its
-     * echoes cannot keep this thread blocked in netx_send_all() forever. */
-    int ok = 1;
-    int timed_out = 0;
-    if (clients.idle_timeout_s > 0 && netx_set_timeout(fd, clients.idle_timeout_s * 1000) != 0) {
-        ok = 0;
-    }
-    while (ok) {
+    /* The limits bound each send too, so a client that sends but never
+     * reads its echoes cannot keep this thread blocked in send() forever. */
+    struct limit lim = {.armed_ms = 0, .is_deadline = 0};
+    enum ending end = SERVING;
+    while (end == SERVING) {
+        end = arm_limit(c, &lim);
+        if (end != SERVING) {
+            break;
+        }
         /* One recv: whatever has arrived, up to the size of buf. */
         ssize_t n = netx_recv(fd, buf, sizeof buf);
         if (n == 0) {
-            break; /* the client closed the connection: we are done */
-        }
-        if (n < 0) {
-            timed_out = errno == ETIMEDOUT;
-            ok = 0;
-            break;
-        }
-        /* send() may take fewer bytes than we give it; netx_send_all loops
-         * until the kernel has every one. */
-        if (netx_send_all(fd, buf, (size_t)n) != 0) {
-            ok = 0;
+            end = LEFT; /* the client closed the connection: we are done */
+        } else if (n < 0) {
+            end = why_failed(&lim);
+        } else {
+            end = send_echo(c, buf, (size_t)n, &lim);
         }
     }
 
@@ -235,11 +333,14 @@ static void *serve_client(void *arg)
 
     /* One client's error ends that client only, never the server. While
      * shutting down, the errors are ours (we shut the socket), so stay quiet. */
-    if (!ok && !stopping) {
-        if (timed_out) {
+    if (!stopping) {
+        if (end == SILENT) {
             fprintf(stderr, "%s: %s was silent for %d s, closing it\n", prog, c->peer,
                     clients.idle_timeout_s);
-        } else {
+        } else if (end == OVERTIME) {
+            fprintf(stderr, "%s: %s was connected for %d s, the most allowed (-d); closing it\n",
+                    prog, c->peer, clients.deadline_s);
+        } else if (end == FAILED) {
             fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         }
     }
@@ -310,6 +411,8 @@ static void start_client(int place, int fd, const char *peer, const pthread_attr
     c->fd = fd;
     c->finished = 0;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
+    /* The deadline counts from now, the moment the client was accepted. */
+    c->deadline_ms = clients.deadline_s > 0 ? now_ms() + (long long)clients.deadline_s * 1000 : 0;
 
     /*
      * The classic bug is
@@ -398,10 +501,11 @@ int main(int argc, char **argv)
     uint16_t port = 12345;
     long max_clients = 64;
     long idle_timeout_s = 0;
+    long deadline_s = 0;
     int opt;
 
     opterr = 0; /* we print our own messages */
-    while ((opt = getopt(argc, argv, ":hH:p:n:t:")) != -1) {
+    while ((opt = getopt(argc, argv, ":hH:p:n:t:d:")) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -424,6 +528,11 @@ int main(int argc, char **argv)
                 bad_usage("-t \"%s\": not a number of seconds from 0 to 86400", optarg);
             }
             break;
+        case 'd':
+            if (parse_number(optarg, 0, 86400, &deadline_s) != 0) {
+                bad_usage("-d \"%s\": not a number of seconds from 0 to 86400", optarg);
+            }
+            break;
         case ':':
             bad_usage("option -%c needs a value", optopt);
             break;
@@ -441,6 +550,7 @@ int main(int argc, char **argv)
 
     clients.max = (int)max_clients;
     clients.idle_timeout_s = (int)idle_timeout_s;
+    clients.deadline_s = (int)deadline_s;
     clients.table = calloc((size_t)clients.max, sizeof *clients.table);
     if (clients.table == NULL) {
         perror(prog);
