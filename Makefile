@@ -190,7 +190,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i include/*.h src/*.c src/*.h tests/*.c tests/*.h tests/fuzz/*.c examples/*.c
+	clang-format -i include/*.h src/*.c src/*.h tests/*.c tests/*.h tests/fuzz/*.c examples/*.c bench/*.c
 
 # Fuzzing ------------------------------------------------------------------
 
@@ -266,4 +266,30 @@ fuzz-replay: $(FUZZ_REPLAY_BINS)
 	    $(FUZZ_REPLAY_WRAPPER) $(BUILD)/fuzz/replay_$$name tests/fuzz/corpus/$$name/* || exit 1; \
 	done
 
--include $(wildcard $(BUILD)/fuzz/obj/*.d $(BUILD)/obj/*.d $(BUILD)/tests/obj/*.d $(BUILD)/examples/*.d)
+# Benchmarks ---------------------------------------------------------------
+
+# `make bench` rebuilds the library and examples at -O2 in a tree of their
+# own (so the figures never come from a debug or sanitizer build), builds
+# the load generator and the raw-syscall baselines in bench/, and runs
+# bench/run.sh: each libnetx server against its raw twin, in the same run.
+BENCH_CFLAGS ?= -O2 -g -gdwarf-4
+BENCH_DIR    := build/bench
+BENCH_TREE   := $(BENCH_DIR)/tree
+BENCH_BINS   := $(patsubst bench/%.c,$(BENCH_DIR)/%,$(wildcard bench/*.c))
+
+.PHONY: bench bench-bins
+
+bench:
+	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory BUILD=$(BENCH_TREE) SANITIZE= CFLAGS='$(BENCH_CFLAGS)' examples
+	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory SANITIZE= bench-bins
+	@bash bench/run.sh $(BENCH_TREE) $(BENCH_DIR)
+
+bench-bins: $(BENCH_BINS)
+
+$(BENCH_DIR)/%: bench/%.c $(BENCH_TREE)/libnetx.a | $(BENCH_DIR)
+	$(CC) $(NETX_CFLAGS) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_TREE)/libnetx.a -lpthread
+
+$(BENCH_DIR):
+	mkdir -p $@
+
+-include $(wildcard $(BENCH_DIR)/*.d $(BUILD)/fuzz/obj/*.d $(BUILD)/obj/*.d $(BUILD)/tests/obj/*.d $(BUILD)/examples/*.d)

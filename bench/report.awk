@@ -1,0 +1,265 @@
+# bench/report.awk - turn bench/run.sh's runs.csv into the table, the CSV
+# files and the chart.
+#
+#   awk -F, -v out=DIR -v many=N -f bench/report.awk DIR/runs.csv
+#
+# runs.csv has one line per run: scenario, server, round, unit, value, p50,
+# p99, CPU per operation, memory per connection, seconds. A server whose
+# name starts with "raw" is the baseline of its scenario; the other one is
+# the libnetx program. Every ratio is libnetx / raw, taken round by round
+# (the two runs of a round are back to back), and the median over the
+# rounds is reported with its smallest and largest value.
+#
+# Writes DIR/results.csv, DIR/checks.csv and DIR/ratios.svg, prints the
+# table and the targets, and exits 3 when a target is missed.
+
+function sort_list(list, a,    n, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) {   # insertion sort: a handful of values
+        t = a[i] + 0
+        j = i - 1
+        while (j >= 1 && a[j] + 0 > t) {
+            a[j + 1] = a[j]
+            j--
+        }
+        a[j + 1] = t
+    }
+    return n
+}
+
+function median(list,    a, n) {
+    n = sort_list(list, a)
+    if (n == 0) return ""
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+
+function least(list,    a, n) {
+    n = sort_list(list, a)
+    return n == 0 ? "" : a[1]
+}
+
+function most(list,    a, n) {
+    n = sort_list(list, a)
+    return n == 0 ? "" : a[n]
+}
+
+function fmt(v, d) {
+    return v == "" ? "" : sprintf("%." d "f", v)
+}
+
+# The ratios libnetx / raw of metric k in scenario s, one per round that
+# has both.
+function ratios(s, k,    r, list) {
+    list = ""
+    for (r = 1; r <= maxround[s]; r++) {
+        if ((s, "raw", r, k) in val && (s, "netx", r, k) in val && val[s, "raw", r, k] + 0 != 0)
+            list = list " " val[s, "netx", r, k] / val[s, "raw", r, k]
+    }
+    return list
+}
+
+function values(s, side, k,    r, list) {
+    list = ""
+    for (r = 1; r <= maxround[s]; r++)
+        if ((s, side, r, k) in val) list = list " " val[s, side, r, k]
+    return list
+}
+
+function check(name, measured, lo, hi, target, higher) {
+    nc++
+    cname[nc] = name
+    cval[nc] = measured
+    clo[nc] = lo
+    chi[nc] = hi
+    ctarget[nc] = target
+    chigher[nc] = higher
+    cok[nc] = measured == "" ? 0 : (higher ? measured + 0 >= target : measured + 0 <= target)
+}
+
+NR == 1 { next }
+
+{
+    s = $1
+    side = ($2 ~ /^raw/) ? "raw" : "netx"
+    r = $3 + 0
+    if (!(s in known)) {
+        known[s] = 1
+        order[++ns] = s
+    }
+    server[s, side] = $2
+    unit[s] = $4
+    if (r > maxround[s]) maxround[s] = r
+    if ($5 != "") val[s, side, r, "v"] = $5
+    if ($6 != "") val[s, side, r, "p50"] = $6
+    if ($7 != "") val[s, side, r, "p99"] = $7
+    if ($8 != "") val[s, side, r, "cpu"] = $8
+    if ($9 != "") val[s, side, r, "mem"] = $9
+}
+
+END {
+    # Scenarios in the order of their names (s1_..., s2_..., s6_10k before
+    # s6_busy_idle), whatever order the runs came in.
+    for (i = 2; i <= ns; i++) {
+        t = order[i]
+        j = i - 1
+        while (j >= 1 && order[j] > t) {
+            order[j + 1] = order[j]
+            j--
+        }
+        order[j + 1] = t
+    }
+    csv = out "/results.csv"
+    print "scenario,unit,raw_server,netx_server,rounds,raw_value,netx_value,value_ratio," \
+          "value_ratio_min,value_ratio_max,raw_p50_us,netx_p50_us,p50_ratio,raw_p99_us," \
+          "netx_p99_us,p99_ratio,raw_cpu_us_per_op,netx_cpu_us_per_op,cpu_ratio," \
+          "raw_mem_B_per_conn,netx_mem_B_per_conn" > csv
+
+    printf "\nEach ratio is libnetx / raw within a round; the median of the rounds, [lowest-highest].\n"
+    printf "%-13s %-15s %-9s %10s %10s %-19s %7s %7s %5s %8s %8s %5s %7s %7s %5s\n",
+        "scenario", "libnetx server", "unit", "raw", "libnetx", "ratio [spread]",
+        "p50 raw", "netx", "ratio", "p99 raw", "netx", "ratio", "cpu raw", "netx", "ratio"
+    for (i = 1; i <= ns; i++) {
+        s = order[i]
+        rv = median(values(s, "raw", "v"));     xv = median(values(s, "netx", "v"))
+        rp = median(values(s, "raw", "p50"));   xp = median(values(s, "netx", "p50"))
+        rq = median(values(s, "raw", "p99"));   xq = median(values(s, "netx", "p99"))
+        rc = median(values(s, "raw", "cpu"));   xc = median(values(s, "netx", "cpu"))
+        rm = median(values(s, "raw", "mem"));   xm = median(values(s, "netx", "mem"))
+        vl = ratios(s, "v")
+        vr = fmt(median(vl), 3); vlo = fmt(least(vl), 3); vhi = fmt(most(vl), 3)
+        pl = ratios(s, "p50"); pr = fmt(median(pl), 3)
+        ql = ratios(s, "p99"); qr = fmt(median(ql), 3)
+        cl = ratios(s, "cpu"); cr = fmt(median(cl), 3)
+        d = (unit[s] == "req/s" || unit[s] == "MB/s") ? 1 : (unit[s] == "conns" ? 0 : 1)
+        print s "," unit[s] "," server[s, "raw"] "," server[s, "netx"] "," maxround[s] "," \
+              fmt(rv, d) "," fmt(xv, d) "," vr "," vlo "," vhi "," fmt(rp, 2) "," fmt(xp, 2) "," \
+              pr "," fmt(rq, 2) "," fmt(xq, 2) "," qr "," fmt(rc, 3) "," fmt(xc, 3) "," cr "," \
+              fmt(rm, 0) "," fmt(xm, 0) > csv
+        spread = vr == "" ? "" : vr " [" vlo "-" vhi "]"
+        printf "%-13s %-15s %-9s %10s %10s %-19s %7s %7s %5s %8s %8s %5s %7s %7s %5s\n",
+            s, server[s, "netx"], unit[s], fmt(rv, d), fmt(xv, d), spread,
+            fmt(rp, 1), fmt(xp, 1), fmt(pr, 2), fmt(rq, 0), fmt(xq, 0), fmt(qr, 2),
+            fmt(rc, 2), fmt(xc, 2), fmt(cr, 2)
+        if (s == "s6_10k") {
+            mem_netx = xm
+            mem_raw = rm
+            served = values(s, "netx", "v")
+        }
+    }
+
+    # The targets. The last argument says whether higher is better.
+    if ("s1_poll_50" in known) {
+        l = ratios("s1_poll_50", "v")
+        check("1 poll_server req/s", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 0.95, 1)
+        l = ratios("s1_poll_50", "cpu")
+        check("1 poll_server CPU/req", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 1.05, 0)
+    }
+    if ("s2_thread_50" in known) {
+        l = ratios("s2_thread_50", "v")
+        check("2 threaded_server req/s", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 0.95, 1)
+    }
+    if ("s3_lat_poll" in known) {
+        l = ratios("s3_lat_poll", "p50")
+        check("3 p50 latency (poll)", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 1.05, 0)
+    }
+    if ("s3_lat_thread" in known) {
+        l = ratios("s3_lat_thread", "p50")
+        check("3 p50 latency (threaded)", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 1.05, 0)
+    }
+    if ("s4_bulk" in known) {
+        l = ratios("s4_bulk", "v")
+        check("4 bulk MB/s", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 0.90, 1)
+    }
+    if ("s5_udp" in known) {
+        l = ratios("s5_udp", "v")
+        check("5 udp_server req/s", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 0.95, 1)
+    }
+    if ("s6_10k" in known) {
+        # Every connection served in every round: the worst round counts.
+        n = sort_list(served, a)
+        f = n > 0 ? fmt(a[1] / many, 3) : ""
+        check("6 " many " conns all served", f, f, fmt(n > 0 ? a[n] / many : "", 3), 1.0, 1)
+        m = mem_netx == "" ? "" : fmt(mem_netx / 2048, 3)
+        check("6 idle conn memory / 2 KiB", m, m, m, 1.0, 0)
+    }
+    if ("s7_insns" in known) {
+        l = ratios("s7_insns", "v")
+        check("7 instructions/round trip", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 1.05, 0)
+    }
+
+    chk = out "/checks.csv"
+    print "check,measured,lowest,highest,target,met" > chk
+    printf "\n%-30s %9s %15s %9s  %s\n", "target (libnetx / raw)", "measured", "[spread]", "target",
+        "verdict"
+    missed = 0
+    for (i = 1; i <= nc; i++) {
+        t = (chigher[i] ? ">=" : "<=") sprintf("%.2f", ctarget[i])
+        if (!cok[i]) missed++
+        printf "%-30s %9s %15s %9s  %s\n", cname[i], cval[i], "[" clo[i] "-" chi[i] "]", t,
+            cok[i] ? "met" : "MISSED"
+        print cname[i] "," cval[i] "," clo[i] "," chi[i] "," t "," (cok[i] ? "yes" : "no") > chk
+    }
+    if (mem_netx != "")
+        printf "\nmemory per idle connection (VmRSS delta / connections): poll_server %s B, raw epoll %s B\n",
+            mem_netx, mem_raw
+
+    draw_chart(out "/ratios.svg")
+    exit missed > 0 ? 3 : 0
+}
+
+# One bar per target: its median ratio, a whisker from the lowest to the
+# highest round, the target as a dashed orange mark, and a line at 1.0.
+function draw_chart(svg,    W, left, right, top, bh, gap, H, maxv, scale, t, x, y, w, i, x1) {
+    W = 780; left = 240; right = 60; top = 56; bh = 20; gap = 12
+    H = top + nc * (bh + gap) + 56
+    maxv = 1.3
+    for (i = 1; i <= nc; i++) {
+        if (chi[i] + 0 > maxv) maxv = chi[i] + 0
+        if (cval[i] + 0 > maxv) maxv = cval[i] + 0
+    }
+    maxv = int(maxv * 5 + 1) / 5
+    scale = (W - left - right) / maxv
+    printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" " \
+           "font-family=\"sans-serif\" font-size=\"12\">\n", W, H > svg
+    printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n" > svg
+    printf "<text x=\"10\" y=\"20\" font-size=\"15\">libnetx / raw baseline: median of the " \
+           "rounds, whisker = lowest to highest</text>\n" > svg
+    printf "<text x=\"10\" y=\"38\" fill=\"#555\">green: target met; red: missed; dashed " \
+           "orange: the target</text>\n" > svg
+    for (t = 0; t <= maxv + 1e-9; t += 0.1) {
+        x = left + t * scale
+        printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e4e4e4\"/>\n",
+            x, top - 6, x, H - 44 > svg
+        if (int(t * 10 + 0.5) % 2 == 0)
+            printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.1f</text>\n",
+                x, H - 30, t > svg
+    }
+    for (i = 1; i <= nc; i++) {
+        y = top + (i - 1) * (bh + gap)
+        w = (cval[i] == "" ? 0 : cval[i]) * scale
+        printf "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n",
+            left - 8, y + bh - 5, cname[i] > svg
+        printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n",
+            left, y, w, bh, cok[i] ? "#43a047" : "#e53935" > svg
+        if (clo[i] != "" && chi[i] != "" && chi[i] != clo[i]) {
+            printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#222\"/>\n",
+                left + clo[i] * scale, y + bh / 2, left + chi[i] * scale, y + bh / 2 > svg
+            printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#222\"/>\n",
+                left + clo[i] * scale, y + 5, left + clo[i] * scale, y + bh - 5 > svg
+            printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#222\"/>\n",
+                left + chi[i] * scale, y + 5, left + chi[i] * scale, y + bh - 5 > svg
+        }
+        x = left + (chi[i] + 0 > cval[i] + 0 ? chi[i] : cval[i]) * scale
+        printf "<text x=\"%.1f\" y=\"%d\">%s</text>\n", x + 9, y + bh - 5, cval[i] > svg
+        x = left + ctarget[i] * scale
+        printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#fb8c00\" " \
+               "stroke-width=\"3\" stroke-dasharray=\"4,2\"><title>target %s %.2f</title></line>\n",
+            x, y - 4, x, y + bh + 4, chigher[i] ? "&gt;=" : "&lt;=", ctarget[i] > svg
+    }
+    x1 = left + scale
+    printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"black\" stroke-width=\"1.5\"/>\n",
+        x1, top - 10, x1, H - 44 > svg
+    printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">1.0 = raw</text>\n", x1, H - 14 > svg
+    print "</svg>" > svg
+    close(svg)
+}

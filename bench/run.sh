@@ -1,0 +1,446 @@
+#!/usr/bin/env bash
+# bench/run.sh - the benchmark behind `make bench` (docs/performance.md says
+# what every figure means).
+#
+#   bash bench/run.sh TREE OUT
+#
+# TREE is a build tree holding examples/ (built with -O2 by `make bench`);
+# OUT holds the bench programs (loadgen, raw_*_echo, rtt_insns) and receives
+# the results: results.csv (the table), checks.csv (each target, met or
+# not), runs.csv (every single run), ratios.svg (the chart), machine.txt,
+# and logs/ with every program's output.
+#
+# Each example server is measured against a baseline doing the same job on
+# raw system calls, and the two are interleaved finely: in every round both
+# are started fresh and one load generator run drives them in turns - raw,
+# libnetx, raw, libnetx, ... - in 100 ms slices (pingpong, udp), 32 MiB
+# transfers (bulk) or single round trips (latency). Whatever the machine is
+# doing meanwhile then lands on both alike; two runs one after the other
+# would each meet a different machine, and on a shared or virtual machine
+# that difference is larger than the few percent being measured. Every
+# ratio is taken within one round, and the median over the rounds is
+# reported with its spread.
+#
+# The servers run on CPU 0 and the load generator on CPU 1 when taskset is
+# there, so they never queue behind each other. When the system allows it,
+# both run at nice -10 too, so that other work on the machine (a build, a
+# fuzzer) disturbs them less; BENCH_NICE=0 turns that off.
+#
+# Environment: BENCH_MS (measuring time per round, default 2000),
+# BENCH_ROUNDS (default 5), BENCH_CONNS_MANY (default 10000), BENCH_RTT_K
+# (round trips counted by callgrind, default 20000), BENCH_NICE (default
+# -10), BENCH_PIN (default 1), BENCH_STRICT (1: exit 1 when a target is
+# missed; by default the run succeeds and the table says what was missed).
+#
+# Every wait is bounded, and only processes started here are ever
+# signalled, each by its own PID.
+
+set -u
+
+tree=${1:-build/bench/tree}
+out=${2:-build/bench}
+here=$(dirname "$0")
+ex=$tree/examples
+bin=$out
+logs=$out/logs
+ms=${BENCH_MS:-2000}
+rounds=${BENCH_ROUNDS:-5}
+many=${BENCH_CONNS_MANY:-10000}
+rtt_k=${BENCH_RTT_K:-20000}
+want_nice=${BENCH_NICE:--10}
+want_pin=${BENCH_PIN:-1}
+
+for f in "$ex/poll_server" "$ex/threaded_server" "$ex/udp_server" "$bin/loadgen" \
+    "$bin/raw_epoll_echo" "$bin/raw_thread_echo" "$bin/raw_udp_echo" "$bin/rtt_insns"; do
+    if [ ! -x "$f" ]; then
+        echo "bench: $f is missing; run 'make bench'" >&2
+        exit 1
+    fi
+done
+mkdir -p "$logs"
+rm -f "$logs"/*
+runs=$out/runs.csv
+echo "scenario,server,round,unit,value,p50_us,p99_us,cpu_us_per_op,mem_B_per_conn,seconds" >"$runs"
+
+# --------------------------------------------------------------------------
+# Processes: every PID started here is remembered, and only those are ever
+# signalled.
+# --------------------------------------------------------------------------
+started=()
+# shellcheck disable=SC2317 # called through trap
+cleanup() {
+    local pid
+    for pid in "${started[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null
+        fi
+    done
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+ncpu=$(nproc 2>/dev/null || echo 1)
+srv_run=()
+lg_run=()
+setup=""
+if [ "$want_nice" != 0 ] && nice -n "$want_nice" true 2>/dev/null &&
+    [ "$(nice -n "$want_nice" nice)" -lt "$(nice)" ]; then
+    srv_run=(nice -n "$want_nice")
+    lg_run=(nice -n "$want_nice")
+    setup="nice $want_nice"
+else
+    setup="normal priority"
+fi
+if [ "$want_pin" = 1 ] && command -v taskset >/dev/null 2>&1 && [ "$ncpu" -ge 2 ]; then
+    srv_run+=(taskset -c 0)
+    lg_run+=(taskset -c 1)
+    setup="$setup, servers on CPU 0, load generator on CPU 1"
+else
+    setup="$setup, not pinned"
+fi
+limit=()
+if command -v timeout >/dev/null 2>&1; then
+    limit=(timeout -k 5 90)
+fi
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# utime + stime of a process, all its threads (ended ones included), in
+# clock ticks.
+cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+rss_kb() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+slab_kb() {
+    awk '/^Slab:/ { print $2 }' /proc/meminfo
+}
+
+# The value of KEY=... in a load generator's result line (on stdin).
+field() {
+    awk -v k="$1" '{
+        for (i = 1; i <= NF; i++) {
+            n = index($i, "=")
+            if (n > 0 && substr($i, 1, n - 1) == k) {
+                v = substr($i, n + 1); gsub(/"/, "", v); print v; exit
+            }
+        }
+    }'
+}
+
+# start_server LOGNAME PROGRAM [ARGS...]: start it on 127.0.0.1, port 0,
+# wait (up to 5 s) for its "listening on ADDR:PORT"; sets SRV_PID, SRV_PORT.
+start_server() {
+    local name=$1
+    shift
+    local log=$logs/$name.out
+    : >"$log"
+    "${srv_run[@]}" "$@" -H 127.0.0.1 -p 0 >"$log" 2>>"$logs/$name.err" &
+    SRV_PID=$!
+    started+=("$SRV_PID")
+    SRV_PORT=""
+    local line
+    for _ in $(seq 200); do
+        line=$(grep -m1 '^listening on ' "$log" 2>/dev/null)
+        if [ -n "$line" ]; then
+            SRV_PORT=${line##*:}
+            return 0
+        fi
+        if ! kill -0 "$SRV_PID" 2>/dev/null; then
+            break
+        fi
+        sleep 0.025
+    done
+    echo "bench: $name did not start (see $logs/$name.err)" >&2
+    stop_server "$SRV_PID"
+    return 1
+}
+
+# stop_server PID: SIGTERM, up to 5 s to finish, SIGKILL only if it hangs.
+stop_server() {
+    local pid=$1 rc
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "bench: PID $pid ignored SIGTERM for 5 s; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "bench: server PID $pid exited with status $rc" >&2
+    fi
+}
+
+failures=0
+
+# One value of a result line: KEY with the suffix of a side (_a, _b).
+side_field() {
+    echo "$1" | field "$2$3"
+}
+
+# pair SCENARIO UNIT RAWNAME "RAWCMD" NETXNAME "NETXCMD" LOADGEN-ARGS...
+#
+# $rounds rounds. In each, both servers are started fresh, side by side on
+# the server CPU, and one load generator run drives them in turns (raw =
+# A, libnetx = B): 100 ms slices for pingpong and udp, 32 MiB transfers
+# for bulk, single round trips for abping. Each server's CPU time is read
+# before and after, and one line per server goes to runs.csv.
+pair() {
+    local scen=$1 unit=$2 rname=$3 rcmd=$4 nname=$5 ncmd=$6
+    shift 6
+    local r
+    for r in $(seq "$rounds"); do
+        # shellcheck disable=SC2086 # the commands are split into words on purpose
+        ab_round "$scen" "$unit" "$r" "$rname" "$rcmd" "$nname" "$ncmd" "$@"
+    done
+}
+
+ab_round() {
+    local scen=$1 unit=$2 round=$3 rname=$4 rcmd=$5 nname=$6 ncmd=$7
+    shift 7
+    local mode=$1
+    shift
+    local tag=$scen.$round
+    local pa pb porta portb
+    # shellcheck disable=SC2086
+    start_server "$tag.$rname" $rcmd || {
+        failures=$((failures + 1))
+        return
+    }
+    pa=$SRV_PID
+    porta=$SRV_PORT
+    # shellcheck disable=SC2086
+    start_server "$tag.$nname" $ncmd || {
+        failures=$((failures + 1))
+        stop_server "$pa"
+        return
+    }
+    pb=$SRV_PID
+    portb=$SRV_PORT
+    local a0 b0 a1 b1 line rc
+    a0=$(cpu_ticks "$pa")
+    b0=$(cpu_ticks "$pb")
+    line=$("${limit[@]}" "${lg_run[@]}" "$bin/loadgen" "$mode" -p "$porta" -q "$portb" "$@" \
+        2>>"$logs/$tag.loadgen.err")
+    rc=$?
+    a1=$(cpu_ticks "$pa")
+    b1=$(cpu_ticks "$pb")
+    stop_server "$pa"
+    stop_server "$pb"
+    echo "$tag: $line" >>"$logs/loadgen.out"
+    if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+        echo "bench: $scen round $round: the load generator failed (status $rc):" >&2
+        sed 's/^/  /' "$logs/$tag.loadgen.err" >&2
+        failures=$((failures + 1))
+        return
+    fi
+    local k name t0 t1 value total p50 p99 cpu
+    for k in a b; do
+        if [ "$k" = a ]; then
+            name=$rname t0=$a0 t1=$a1
+        else
+            name=$nname t0=$b0 t1=$b1
+        fi
+        p50=$(side_field "$line" p50_"$k" _us)
+        p99=$(side_field "$line" p99_"$k" _us)
+        case $mode in
+        bulk)
+            value=$(side_field "$line" mb_s _$k)
+            total=$(side_field "$line" total _$k)
+            # CPU per megabyte echoed.
+            cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$total" \
+                'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / (n / 1e6) }')
+            ;;
+        abping)
+            # The figure is the median latency itself.
+            value=$p50
+            total=$(echo "$line" | field total)
+            cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$total" \
+                'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
+            ;;
+        *)
+            value=$(side_field "$line" rps _$k)
+            total=$(side_field "$line" total _$k)
+            # CPU per request, every request of the run counted (warm-up
+            # and slice ends too).
+            cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$total" \
+                'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
+            ;;
+        esac
+        echo "$scen,$name,$round,$unit,$value,$p50,$p99,$cpu,,$(echo "$line" | field seconds)" \
+            >>"$runs"
+        printf '  %-13s %-15s #%d  %9s %-6s p50 %8s p99 %9s us  cpu %7s us/op\n' \
+            "$scen" "$name" "$round" "$value" "$unit" "${p50:--}" "${p99:--}" "$cpu"
+    done
+}
+
+# many_run SERVERNAME "CMD" ROUND: $many connections at once, one round trip
+# on each, then the server's memory with all of them open and idle.
+many_run() {
+    local name=$1 cmd=$2 round=$3
+    local scen=s6_10k
+    local tag=$scen.$name.$round
+    # shellcheck disable=SC2086
+    start_server "$tag" $cmd || {
+        failures=$((failures + 1))
+        return
+    }
+    sleep 0.1
+    local rss0 rss1 t0 t1 slab0 slab1 lg lgout=$logs/$tag.loadgen.out
+    rss0=$(rss_kb "$SRV_PID")
+    slab0=$(slab_kb)
+    t0=$(cpu_ticks "$SRV_PID")
+    "${limit[@]}" "${lg_run[@]}" "$bin/loadgen" many -p "$SRV_PORT" -c "$many" -k 30 \
+        >"$lgout" 2>"$logs/$tag.loadgen.err" </dev/null &
+    lg=$!
+    started+=("$lg")
+    # Up to 60 s for every connection to be made and served.
+    for _ in $(seq 1200); do
+        grep -q '^holding' "$lgout" 2>/dev/null && break
+        kill -0 "$lg" 2>/dev/null || break
+        sleep 0.05
+    done
+    sleep 0.2 # the server's last bookkeeping after the last echo
+    rss1=$(rss_kb "$SRV_PID")
+    slab1=$(slab_kb)
+    t1=$(cpu_ticks "$SRV_PID")
+    # With every connection still open and idle, 50 busy ones on top: what
+    # the idle crowd costs the clients that are talking (context only).
+    local b0 b1 busy
+    if grep -q '^holding' "$lgout" 2>/dev/null; then
+        b0=$(cpu_ticks "$SRV_PID")
+        busy=$("${limit[@]}" "${lg_run[@]}" "$bin/loadgen" pingpong -p "$SRV_PORT" -c 50 -s 64 \
+            -d "$ms" 2>>"$logs/$tag.busy.err")
+        b1=$(cpu_ticks "$SRV_PID")
+        echo "$tag busy: $busy" >>"$logs/loadgen.out"
+        if [ -n "$busy" ]; then
+            local bv bp bq bc bt
+            bv=$(echo "$busy" | field rps)
+            bp=$(echo "$busy" | field p50_us)
+            bq=$(echo "$busy" | field p99_us)
+            bt=$(echo "$busy" | field total)
+            bc=$(awk -v a="$b0" -v b="$b1" -v hz="$hz" -v n="$bt" \
+                'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
+            echo "s6_busy_idle,$name,$round,req/s,$bv,$bp,$bq,$bc,,$ms" >>"$runs"
+            printf '  %-13s %-15s #%d  %9s req/s p50 %8s p99 %9s us  cpu %7s us/op (50 busy + %s idle)\n' \
+                s6_busy_idle "$name" "$round" "$bv" "$bp" "$bq" "$bc" "$many"
+        fi
+    fi
+    kill -TERM "$lg" 2>/dev/null
+    wait "$lg" 2>/dev/null
+    stop_server "$SRV_PID"
+    local line ok secs mem cpu kslab
+    line=$(grep '^mode=many' "$lgout")
+    echo "$tag: $line" >>"$logs/loadgen.out"
+    ok=$(echo "$line" | field ok)
+    secs=$(echo "$line" | field seconds)
+    if [ -z "$ok" ]; then
+        echo "bench: $scen $name round $round: no result from the load generator" >&2
+        sed 's/^/  /' "$logs/$tag.loadgen.err" >&2
+        failures=$((failures + 1))
+        return
+    fi
+    mem=$(awk -v a="$rss0" -v b="$rss1" -v n="$ok" \
+        'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1024 / n : 0) }')
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$ok" \
+        'BEGIN { printf "%.2f", (n > 0 ? (b - a) * 1e6 / hz / n : 0) }')
+    # Kernel memory (slab) per connection, both ends of each: context only,
+    # the same whichever server holds the connections.
+    kslab=$(awk -v a="$slab0" -v b="$slab1" -v n="$ok" \
+        'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1024 / n : 0) }')
+    echo "$scen,$name,$round,conns,$ok,,,$cpu,$mem,$secs" >>"$runs"
+    printf '  %-13s %-15s #%d  %s/%s served in %s s; VmRSS %s -> %s KiB = %s B per idle connection; cpu %s us/conn; kernel slab %s B/conn (both ends)\n' \
+        "$scen" "$name" "$round" "$ok" "$many" "$secs" "$rss0" "$rss1" "$mem" "$cpu" "$kslab"
+}
+
+start_time=$(date +%s)
+{
+    echo "cpus: $ncpu"
+    echo "cpu model: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+    echo "kernel: $(uname -sr)"
+    echo "setup: $setup; $rounds rounds of $ms ms per pair, raw and libnetx in turns"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1; then
+        # Other work may be in progress: say which sources were measured.
+        echo "source: commit $(git rev-parse --short HEAD), files changed since in src/ and" \
+            "examples/: $(git status --porcelain -- src examples | awk '{ printf "%s ", $2 }')"
+    fi
+} >"$out/machine.txt"
+sed 's/^/bench: /' "$out/machine.txt"
+
+echo "== 1. poll_server vs raw epoll, 50 connections, 64-byte messages"
+pair s1_poll_50 req/s raw_epoll_echo "$bin/raw_epoll_echo" poll_server "$ex/poll_server" \
+    pingpong -c 50 -s 64 -d "$ms"
+echo "== 2. threaded_server vs raw threads, 50 connections, 64-byte messages"
+pair s2_thread_50 req/s raw_thread_echo "$bin/raw_thread_echo" threaded_server \
+    "$ex/threaded_server -n 64" pingpong -c 50 -s 64 -d "$ms"
+echo "== 3. one connection, 64-byte messages: latency, round trips alternating between the two"
+pair s3_lat_poll p50_us raw_epoll_echo "$bin/raw_epoll_echo" poll_server "$ex/poll_server" \
+    abping -s 64 -d "$ms"
+pair s3_lat_thread p50_us raw_thread_echo "$bin/raw_thread_echo" threaded_server \
+    "$ex/threaded_server -n 64" abping -s 64 -d "$ms"
+echo "== 4. bulk echo, one connection: threaded_server (netx_recv + netx_send_all) vs raw threads"
+pair s4_bulk MB/s raw_thread_echo "$bin/raw_thread_echo" threaded_server \
+    "$ex/threaded_server -n 64" bulk -s 65536 -d "$ms"
+echo "== 5. UDP echo, 50 sockets, 64-byte datagrams"
+pair s5_udp req/s raw_udp_echo "$bin/raw_udp_echo" udp_server "$ex/udp_server" \
+    udp -c 50 -s 64 -d "$ms"
+echo "== 6. $many connections at once: poll_server -n 20000 (raw epoll for reference);"
+echo "   then 50 busy connections while those $many stay open and idle"
+for r in 1 2; do
+    many_run raw_epoll_echo "$bin/raw_epoll_echo" "$r"
+    many_run poll_server "$ex/poll_server -n 20000" "$r"
+done
+
+echo "== 7. instructions per round trip: netx_send + netx_recv vs send + recv (callgrind)"
+if command -v valgrind >/dev/null 2>&1; then
+    for m in raw netx; do
+        cg=$logs/callgrind.$m.out
+        "${limit[@]}" valgrind --tool=callgrind --callgrind-out-file="$cg" \
+            --toggle-collect="rtt_measured_$m" "$bin/rtt_insns" "$m" -k "$rtt_k" \
+            >"$logs/rtt_insns.$m.out" 2>"$logs/rtt_insns.$m.err"
+        total=$(awk '/^totals:/ { print $2; exit }' "$cg" 2>/dev/null)
+        if [ -z "$total" ]; then
+            echo "bench: callgrind of rtt_insns $m failed (see $logs/rtt_insns.$m.err)" >&2
+            failures=$((failures + 1))
+            continue
+        fi
+        per=$(awk -v t="$total" -v k="$rtt_k" 'BEGIN { printf "%.1f", t / k }')
+        printf '  %-5s %s instructions in %s round trips = %s per round trip\n' "$m" "$total" \
+            "$rtt_k" "$per"
+        echo "s7_insns,$m,1,insns/rtt,$per,,,,," >>"$runs"
+    done
+else
+    echo "  valgrind not found: skipped"
+fi
+wall=$("${limit[@]}" "${lg_run[@]}" "$bin/rtt_insns" both -k 60000 2>>"$logs/rtt_insns.both.err")
+echo "  the same loops timed without valgrind: $wall"
+echo "$wall" >"$logs/rtt_insns.both.out"
+
+awk -F, -v out="$out" -v many="$many" -f "$here/report.awk" "$runs"
+verdict=$?
+
+echo
+echo "bench: $out/results.csv, $out/checks.csv, $out/ratios.svg; every run in $runs"
+echo "bench: took $(($(date +%s) - start_time)) s"
+if [ "$failures" -gt 0 ]; then
+    echo "bench: $failures run(s) failed; see $logs" >&2
+    exit 1
+fi
+if [ "$verdict" -eq 3 ]; then
+    echo "bench: some targets were missed; docs/performance.md explains why"
+    if [ "${BENCH_STRICT:-0}" = 1 ]; then
+        exit 1
+    fi
+elif [ "$verdict" -ne 0 ]; then
+    echo "bench: the report could not be made" >&2
+    exit 1
+fi
+exit 0
