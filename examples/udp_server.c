@@ -13,9 +13,7 @@
  *   hello
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <netx.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,39 +48,26 @@ static void bad_usage(const char *fmt, ...)
 }
 
 /*
- * Stopping on Ctrl-C (SIGINT) or SIGTERM: libnetx retries a call that a
- * signal interrupts, so the handler writes a byte to a pipe, and we wait
- * with poll() on the socket and on that pipe together (the self-pipe trick).
+ * Stopping on Ctrl-C (SIGINT) or SIGTERM. A datagram server has a single
+ * socket, so it needs no poll(): it waits in recvfrom() itself, with a
+ * receive timeout of a quarter of a second, and the handler only sets a
+ * flag. libnetx retries a call that a signal interrupts, so the flag is seen
+ * when the wait ends - at most STOP_CHECK_MS later. Two system calls per
+ * datagram (recvfrom and sendto), no more: this server is as fast as one
+ * written on the bare system calls.
  */
-static int stop_pipe[2] = {-1, -1};
+#define STOP_CHECK_MS 250
+
+static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    int saved = errno; /* a handler must not disturb the code it interrupts */
-    ssize_t ignored = write(stop_pipe[1], "", 1);
-    (void)ignored;
-    errno = saved;
-}
-
-/* Close the pipe when the program ends, whichever way out of main() it
- * takes, so no descriptor is left open behind us. */
-static void close_stop_pipe(void)
-{
-    close(stop_pipe[0]);
-    close(stop_pipe[1]);
+    stop_requested = 1;
 }
 
 static int catch_stop_signals(void)
 {
-    if (pipe(stop_pipe) != 0) {
-        return -1;
-    }
-    atexit(close_stop_pipe);
-    for (int i = 0; i < 2; i++) {
-        fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
-        fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
-    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -91,26 +76,6 @@ static int catch_stop_signals(void)
         return -1;
     }
     return 0;
-}
-
-/* Wait until fd has something to read: 1, or 0 once a stop was asked for. */
-static int wait_readable(int fd)
-{
-    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_pipe[0], .events = POLLIN}};
-    for (;;) {
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR) {
-                continue; /* our own signal: the pipe now says why */
-            }
-            return 0;
-        }
-        if (p[1].revents != 0) {
-            return 0;
-        }
-        if (p[0].revents != 0) {
-            return 1;
-        }
-    }
 }
 
 int main(int argc, char **argv)
@@ -165,13 +130,16 @@ int main(int argc, char **argv)
      * buffer holds the largest datagram UDP can carry (65507 bytes over
      * IPv4), so nothing is ever cut short. */
     static char buf[65536];
-    while (wait_readable(fd)) {
+    netx_set_timeout(fd, STOP_CHECK_MS);
+    while (!stop_requested) {
         netx_addr from;
         ssize_t n = netx_recvfrom(fd, buf, sizeof buf, &from);
         if (n < 0) {
-            /* One bad datagram is not the end of the server. */
-            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
-            continue;
+            if (errno != ETIMEDOUT) {
+                /* One bad datagram is not the end of the server. */
+                fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+            }
+            continue; /* a quiet moment: look at the flag again */
         }
         if (netx_sendto(fd, buf, (size_t)n, &from) < 0) {
             fprintf(stderr, "%s: %s\n", prog, netx_last_error());
