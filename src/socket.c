@@ -254,15 +254,27 @@ int netx_accept(int listen_fd, netx_addr *peer)
         if (fd >= 0) {
             break;
         }
-        /* EINTR: a signal arrived while waiting. The others belong to one
-         * connection, not to the listener: a client reset its connection
-         * before we took it (ECONNABORTED), or - on Linux, which passes a new
-         * connection's pending network error on through accept() - its
-         * network failed. Keep accepting. */
-        if (errno == EINTR || connection_error(errno)) {
+        int err = errno;
+        /* EINTR: a signal arrived while waiting. Calling accept() again at
+         * once would start the listener's timeout (SO_RCVTIMEO) from zero,
+         * and signals that keep coming would keep us waiting for ever; so a
+         * blocking listener waits for a client with one deadline, as send
+         * and recv do. A non-blocking one has nothing to wait for. */
+        if (err == EINTR && (fcntl(listen_fd, F_GETFL) & O_NONBLOCK) == 0) {
+            if (netx__wait_ready(listen_fd, POLLIN) == 0) {
+                continue;
+            }
+            err = errno; /* ETIMEDOUT, or poll() failed */
+        } else if (err == EINTR || connection_error(err)) {
+            /* The others belong to one connection, not to the listener: a
+             * client reset its connection before we took it (ECONNABORTED),
+             * or - on Linux, which passes a new connection's pending network
+             * error on through accept() - its network failed. Keep
+             * accepting. */
             continue;
+        } else {
+            err = netx__timeout_errno(listen_fd, err);
         }
-        int err = netx__timeout_errno(listen_fd, errno);
         FILE *t = netx__tracing();
         if (t != NULL) {
             netx__trace_step(t, -1, err, NULL, "accept(%d)", listen_fd);
