@@ -115,42 +115,52 @@ static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len, const 
     return netx__fail(err, "send to %s", where);
 }
 
-static ssize_t send_once(int fd, const void *buf, size_t len, const netx_addr *to,
-                         int report_eagain)
+/* The system call itself: send, or sendto when there is an address. */
+static ssize_t raw_send(int fd, const void *buf, size_t len, const netx_addr *to)
 {
-    int saved = errno;
-    ssize_t n;
-
-    if (NETX__UNLIKELY(buf == NULL && len > 0)) {
-        return netx__fail(EINVAL, "send on fd %d: buf is NULL", fd);
+    if (to != NULL) {
+        return sendto(fd, buf, len, NETX__SEND_FLAGS, (const struct sockaddr *)&to->ss, to->len);
     }
-    for (;;) {
-        if (to != NULL) {
-            n = sendto(fd, buf, len, NETX__SEND_FLAGS, (const struct sockaddr *)&to->ss, to->len);
-        } else {
-            /* MSG_NOSIGNAL: a closed peer gives EPIPE, not a fatal SIGPIPE. */
-            n = send(fd, buf, len, NETX__SEND_FLAGS);
-        }
-        if (NETX__LIKELY(n >= 0 || errno != EINTR)) {
-            break;
-        }
+    /* MSG_NOSIGNAL: a closed peer gives EPIPE, not a fatal SIGPIPE. */
+    return send(fd, buf, len, NETX__SEND_FLAGS);
+}
+
+/*
+ * Everything after the first send: n is what it returned. Retries EINTR,
+ * restores the caller's errno (saved) on success, and leaves failures and
+ * tracing to sent_slow().
+ */
+static ssize_t send_finish(int fd, const void *buf, size_t len, const netx_addr *to, ssize_t n,
+                           int saved, int report_eagain)
+{
+    while (n < 0 && errno == EINTR) {
         /* Interrupted. Calling send() again would restart the socket's
          * timeout from zero, and signals that keep coming would keep us
          * waiting for ever; wait for room with one deadline instead. */
         if (netx__wait_ready(fd, POLLOUT) != 0) {
             break;
         }
+        n = raw_send(fd, buf, len, to);
     }
     int err = errno;
     if (n >= 0) {
         errno = saved; /* an EINTR retried on the way is not the caller's */
     }
-
     FILE *t = netx__tracing();
     if (NETX__UNLIKELY(n < 0 || t != NULL)) {
         return sent_slow(t, fd, n, err, len, to, report_eagain);
     }
     return n;
+}
+
+static ssize_t send_once(int fd, const void *buf, size_t len, const netx_addr *to,
+                         int report_eagain)
+{
+    int saved = errno;
+    if (NETX__UNLIKELY(buf == NULL && len > 0)) {
+        return netx__fail(EINVAL, "send on fd %d: buf is NULL", fd);
+    }
+    return send_finish(fd, buf, len, to, raw_send(fd, buf, len, to), saved, report_eagain);
 }
 
 ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to)
@@ -205,47 +215,29 @@ static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap, ne
     return netx__fail(err, "%s %s", from != NULL ? "recvfrom on" : "recv from", where);
 }
 
-static ssize_t recv_once(int fd, void *buf, size_t cap, netx_addr *from, int report_eagain)
+/*
+ * Everything after the first recvmsg: n is what it returned. Retries EINTR,
+ * restores the caller's errno (saved) on success, fills in from, and leaves
+ * failures, truncation and tracing to received_slow().
+ */
+static ssize_t recv_finish(int fd, struct msghdr *msg, size_t cap, netx_addr *from, ssize_t n,
+                           int saved, int report_eagain)
 {
-    int saved = errno;
-    struct iovec iov;
-    struct msghdr msg;
-    ssize_t n;
-
-    if (NETX__UNLIKELY(buf == NULL && cap > 0)) {
-        return netx__fail(EINVAL, "recv on fd %d: buf is NULL", fd);
-    }
-    iov.iov_base = buf;
-    iov.iov_len = cap;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (from != NULL) {
-        memset(from, 0, sizeof *from);
-        msg.msg_name = &from->ss;
-        msg.msg_namelen = sizeof from->ss;
-    }
-    /* recvmsg() rather than recv(): its msg_flags tell when a datagram was
-     * longer than the buffer (MSG_TRUNC), which recv() would hide. */
-    for (;;) {
-        n = recvmsg(fd, &msg, 0);
-        if (NETX__LIKELY(n >= 0 || errno != EINTR)) {
-            break;
-        }
+    while (n < 0 && errno == EINTR) {
         /* Interrupted: wait with one deadline, as for send above. */
         if (netx__wait_ready(fd, POLLIN) != 0) {
             break;
         }
+        n = recvmsg(fd, msg, 0);
     }
     int err = errno;
     if (n >= 0) {
         errno = saved; /* an EINTR retried on the way is not the caller's */
     }
-
     if (from != NULL && n >= 0) {
-        from->len = msg.msg_namelen;
+        from->len = msg->msg_namelen;
     }
-    int truncated = n >= 0 && (msg.msg_flags & MSG_TRUNC) != 0;
+    int truncated = n >= 0 && (msg->msg_flags & MSG_TRUNC) != 0;
     FILE *t = netx__tracing();
     if (NETX__UNLIKELY(n < 0 || truncated || t != NULL)) {
         return received_slow(t, fd, n, err, cap, from, truncated, report_eagain);
@@ -253,19 +245,64 @@ static ssize_t recv_once(int fd, void *buf, size_t cap, netx_addr *from, int rep
     return n;
 }
 
+static ssize_t recv_once(int fd, void *buf, size_t cap, netx_addr *from, int report_eagain)
+{
+    int saved = errno;
+    struct iovec iov = {.iov_base = buf, .iov_len = cap};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    if (NETX__UNLIKELY(buf == NULL && cap > 0)) {
+        return netx__fail(EINVAL, "recv on fd %d: buf is NULL", fd);
+    }
+    if (from != NULL) {
+        memset(from, 0, sizeof *from);
+        msg.msg_name = &from->ss;
+        msg.msg_namelen = sizeof from->ss;
+    }
+    /* recvmsg() rather than recv(): its msg_flags tell when a datagram was
+     * longer than the buffer (MSG_TRUNC), which recv() would hide. */
+    return recv_finish(fd, &msg, cap, from, recvmsg(fd, &msg, 0), saved, report_eagain);
+}
+
 ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from)
 {
     return recv_once(fd, buf, cap, from, 1);
 }
 
+/*
+ * netx_send() and netx_recv() are on every program's hot path, so the
+ * common case - one system call that succeeds, tracing off - returns at
+ * once; anything else (EINTR, a failure, a cut datagram, tracing, a NULL
+ * buffer) continues in the same careful code as every other call.
+ */
 ssize_t netx_send(int fd, const void *buf, size_t len)
 {
-    return netx__send_once(fd, buf, len, NULL);
+    int saved = errno;
+    if (NETX__LIKELY(buf != NULL)) {
+        ssize_t n = send(fd, buf, len, NETX__SEND_FLAGS);
+        if (NETX__LIKELY(n >= 0) &&
+            atomic_load_explicit(&netx__trace_out, memory_order_relaxed) == NULL) {
+            return n;
+        }
+        return send_finish(fd, buf, len, NULL, n, saved, 1);
+    }
+    return send_once(fd, buf, len, NULL, 1);
 }
 
 ssize_t netx_recv(int fd, void *buf, size_t cap)
 {
-    return netx__recv_once(fd, buf, cap, NULL);
+    int saved = errno;
+    if (NETX__LIKELY(buf != NULL)) {
+        struct iovec iov = {.iov_base = buf, .iov_len = cap};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t n = recvmsg(fd, &msg, 0);
+        if (NETX__LIKELY(n >= 0) && (msg.msg_flags & MSG_TRUNC) == 0 &&
+            atomic_load_explicit(&netx__trace_out, memory_order_relaxed) == NULL) {
+            return n;
+        }
+        return recv_finish(fd, &msg, cap, NULL, n, saved, 1);
+    }
+    return recv_once(fd, buf, cap, NULL, 1);
 }
 
 /* Record a failed wait for readiness (ETIMEDOUT, mostly) in a loop. */
