@@ -449,7 +449,8 @@ NETX_API ssize_t netx_recv(int fd, void *buf, size_t cap);
  *
  * ERRORS
  *   As for netx_send(); ETIMEDOUT when the timeout expires between two
- *   pieces.
+ *   pieces; EIO if the system ever takes no bytes at all from a non-empty
+ *   buffer.
  *
  * BLOCKING
  *   Until all is sent, an error, or a timeout.
@@ -778,7 +779,15 @@ NETX_API int netx_last_gai_error(void);
 /*
  * netx_last_transferred - how many bytes netx_send_all(), netx_recv_all() or
  * netx_read_n() had moved before this thread's last failure (0 for any other
- * failure).
+ * failure). Read it right after the failing call: like the rest of the
+ * record, it keeps its value through later successful calls.
+ *
+ * For netx_send_all() it counts bytes the local kernel accepted. After
+ * ETIMEDOUT the connection is still usable, and sending the rest from
+ * buf + transferred resumes exactly; after EPIPE or ECONNRESET some of those
+ * bytes may never have reached the peer. For netx_recv_all() and
+ * netx_read_n() the bytes are in buf (and taken out of the reader): to
+ * retry, ask for n - transferred bytes into buf + transferred.
  */
 NETX_API size_t netx_last_transferred(void);
 
