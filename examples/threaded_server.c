@@ -246,6 +246,9 @@ static enum ending arm_limit(const struct client *c, struct limit *lim)
      * itself, so keep the one already set while it is right to within a
      * second: the deadline then fires at most a second late (poll_server
      * checks its deadlines once a second too). */
+    if (ms == lim->armed_ms && lim->is_deadline == is_deadline) {
+        return SERVING; /* already set (or no limit at all) */
+    }
     if (lim->armed_ms != 0 && lim->is_deadline == is_deadline && lim->armed_ms >= ms &&
         lim->armed_ms - ms < 1000) {
         return SERVING;
