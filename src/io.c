@@ -165,6 +165,16 @@ static ssize_t send_once(int fd, const void *buf, size_t len, const netx_addr *t
 
 ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to)
 {
+    /* The common case returns at once, as in netx_send() below. */
+    int saved = errno;
+    if (NETX__LIKELY(buf != NULL)) {
+        ssize_t n = raw_send(fd, buf, len, to);
+        if (NETX__LIKELY(n >= 0) &&
+            atomic_load_explicit(&netx__trace_out, memory_order_relaxed) == NULL) {
+            return n;
+        }
+        return send_finish(fd, buf, len, to, n, saved, 1);
+    }
     return send_once(fd, buf, len, to, 1);
 }
 
@@ -266,6 +276,22 @@ static ssize_t recv_once(int fd, void *buf, size_t cap, netx_addr *from, int rep
 
 ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from)
 {
+    /* The common case returns at once, as in netx_recv() below. */
+    int saved = errno;
+    if (NETX__LIKELY(buf != NULL && from != NULL)) {
+        struct iovec iov = {.iov_base = buf, .iov_len = cap};
+        struct msghdr msg = {.msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_name = &from->ss,
+                             .msg_namelen = sizeof from->ss};
+        ssize_t n = recvmsg(fd, &msg, 0);
+        if (NETX__LIKELY(n >= 0) && (msg.msg_flags & MSG_TRUNC) == 0 &&
+            atomic_load_explicit(&netx__trace_out, memory_order_relaxed) == NULL) {
+            from->len = msg.msg_namelen;
+            return n;
+        }
+        return recv_finish(fd, &msg, cap, from, n, saved, 1);
+    }
     return recv_once(fd, buf, cap, from, 1);
 }
 
