@@ -2,6 +2,7 @@
  * proc.c - see proc.h.
  */
 #include "proc.h"
+#include "support.h" /* cmocka, for the helpers that skip or assert */
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,17 +22,109 @@
 
 extern char **environ;
 
-static long long now_ms(void)
+/*
+ * The programs started and not yet collected by proc_finish(), and the
+ * pipes of those proc_abandon() killed. Fixed arrays, so that keeping
+ * track opens no descriptor and allocates nothing the tests would see.
+ */
+#define MAX_STARTED 128
+static pid_t started[MAX_STARTED]; /* 0: a free slot */
+static int kept_fds[64];
+static int n_kept;
+
+long long proc_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int proc_ms_until(long long deadline)
+{
+    long long left = deadline - proc_now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
 const char *proc_example(const char *name, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/%s", NETX_EXAMPLES_DIR, name);
     return buf;
+}
+
+const char *proc_path(const char *name)
+{
+    static char buf[4][256];
+    static int next;
+    next = (next + 1) % 4;
+    return proc_example(name, buf[next], sizeof buf[next]);
+}
+
+const char *proc_port_text(int port, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%d", port);
+    return buf;
+}
+
+/* Remember pid as started; a full table only loses the clean-up. */
+static void remember(pid_t pid)
+{
+    for (int i = 0; i < MAX_STARTED; i++) {
+        if (started[i] == 0) {
+            started[i] = pid;
+            return;
+        }
+    }
+}
+
+/* Forget pid once it is collected; returns 1 if it was remembered. */
+static int forget(pid_t pid)
+{
+    for (int i = 0; pid > 0 && i < MAX_STARTED; i++) {
+        if (started[i] == pid) {
+            started[i] = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void keep_fd(int fd)
+{
+    if (fd >= 0 && n_kept < (int)(sizeof kept_fds / sizeof kept_fds[0])) {
+        kept_fds[n_kept++] = fd;
+    }
+}
+
+void proc_abandon(struct proc *p)
+{
+    if (!forget(p->pid)) {
+        return;
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0); /* SIGKILL cannot be ignored: this ends */
+    keep_fd(p->out);
+    keep_fd(p->err);
+    keep_fd(p->in);
+    p->out = p->err = p->in = -1;
+    p->status = 128 + SIGKILL;
+}
+
+int proc_kill_leftovers(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MAX_STARTED; i++) {
+        int status;
+        if (started[i] > 0 && waitpid(started[i], &status, WNOHANG) == 0) {
+            kill(started[i], SIGKILL);
+            waitpid(started[i], &status, 0);
+        }
+        started[i] = 0;
+    }
+    for (int i = 0; i < n_kept; i++) {
+        close(kept_fds[i]);
+    }
+    n_kept = 0;
+    return 0;
 }
 
 int proc_have(const char *cmd)
@@ -58,6 +151,14 @@ int proc_have(const char *cmd)
         }
     }
     return 0;
+}
+
+void proc_skip_without(const char *cmd, const char *why)
+{
+    if (!proc_have(cmd)) {
+        fprintf(stderr, "skipped: %s is not installed, so %s\n", cmd, why);
+        skip();
+    }
 }
 
 static int cloexec_pipe(int fds[2])
@@ -135,6 +236,7 @@ int proc_start(struct proc *p, const char *const argv[], const char *const env[]
     p->pid = pid;
     p->out = out[0];
     p->err = err[0];
+    remember(pid);
     return 0;
 }
 
@@ -170,7 +272,7 @@ static int pump(struct proc *p, long long deadline)
     if (n == 0) {
         return -1;
     }
-    long long left = deadline - now_ms();
+    long long left = deadline - proc_now_ms();
     if (left <= 0) {
         return -1;
     }
@@ -193,7 +295,7 @@ static int pump(struct proc *p, long long deadline)
 
 int proc_wait_listening(struct proc *p, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = proc_now_ms() + timeout_ms;
     for (;;) {
         const char *line = strstr(p->out_buf, "listening on ");
         if (line != NULL) {
@@ -233,7 +335,7 @@ static int decode(int status)
 
 int proc_finish(struct proc *p, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = proc_now_ms() + timeout_ms;
     proc_close_stdin(p);
     /* Read until both streams end (the program exited, or closed them). */
     while ((p->out >= 0 || p->err >= 0) && pump(p, deadline) == 0) {
@@ -245,7 +347,7 @@ int proc_finish(struct proc *p, int timeout_ms)
             p->status = decode(status);
             break;
         }
-        if (now_ms() >= deadline) {
+        if (proc_now_ms() >= deadline) {
             kill(p->pid, SIGKILL);
             waitpid(p->pid, &status, 0);
             p->status = -1;
@@ -253,6 +355,7 @@ int proc_finish(struct proc *p, int timeout_ms)
         }
         poll(NULL, 0, 5);
     }
+    forget(p->pid);
     if (p->out >= 0) {
         close(p->out);
         p->out = -1;
@@ -318,4 +421,48 @@ int proc_thread_count(pid_t pid)
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     return count_dir(path);
+}
+
+void proc_check_bad_usage(struct proc *p, const char *name, const char *a1, const char *a2,
+                          const char *reason)
+{
+    const char *argv[] = {proc_path(name), a1, a2, NULL};
+    assert_int_equal(proc_run(p, argv, NULL, 10000), 2);
+    char want[160];
+    snprintf(want, sizeof want, "%s: %s\nusage: %s ", name, reason, name);
+    if (strncmp(p->err_buf, want, strlen(want)) != 0) {
+        fprintf(stderr, "expected stderr to start with:\n%sgot:\n%s\n", want, p->err_buf);
+        fail();
+    }
+    assert_string_equal(p->out_buf, "");
+}
+
+void proc_check_common_bad_usage(struct proc *p, const char *name)
+{
+    proc_check_bad_usage(p, name, "-p", "abc",
+                         "port \"abc\": not a number from 0 to 65535: Invalid argument");
+    proc_check_bad_usage(p, name, "-p", "70000",
+                         "port \"70000\": not a number from 0 to 65535: Invalid argument");
+    proc_check_bad_usage(p, name, "-p", "-1",
+                         "port \"-1\": not a number from 0 to 65535: Invalid argument");
+    proc_check_bad_usage(p, name, "-x", NULL, "unknown option -x");
+    proc_check_bad_usage(p, name, "-p", NULL, "option -p needs a value");
+}
+
+void proc_check_echo_client_exact(struct proc *p, const char *port)
+{
+    const char *echo = proc_path("echo_client");
+
+    /* Lines given as arguments, an empty one among them. */
+    const char *argv[] = {echo,    "-H",        "127.0.0.1", "-p",   port,
+                          "hello", "two words", "",          "last", NULL};
+    assert_int_equal(proc_run(p, argv, NULL, 10000), 0);
+    assert_string_equal(p->out_buf, "hello\ntwo words\n\nlast\n");
+    assert_string_equal(p->err_buf, "");
+
+    /* Lines read from standard input, the last without its newline. */
+    const char *argv2[] = {echo, "-H", "127.0.0.1", "-p", port, NULL};
+    assert_int_equal(proc_run(p, argv2, "alpha\n\tbeta gamma\nno newline", 10000), 0);
+    assert_string_equal(p->out_buf, "alpha\n\tbeta gamma\nno newline");
+    assert_string_equal(p->err_buf, "");
 }

@@ -27,11 +27,31 @@ struct proc {
 const char *proc_example(const char *name, char *buf, size_t cap);
 
 /*
+ * proc_example(name) in one of four static buffers used in turn, so that
+ * one argv may name up to four programs without a buffer of its own.
+ */
+const char *proc_path(const char *name);
+
+/* Monotonic time in milliseconds: for deadlines. */
+long long proc_now_ms(void);
+
+/* Milliseconds left until deadline (from proc_now_ms()), never negative:
+ * a poll() timeout. */
+int proc_ms_until(long long deadline);
+
+/* port as decimal text in buf (for an argv); returns buf. */
+const char *proc_port_text(int port, char *buf, size_t cap);
+
+/*
  * Start argv[0] (a path, or a command looked up in PATH) with the given
  * arguments. With stdin_pipe, its standard input is a pipe you write to
  * through p->in; otherwise it reads /dev/null. Extra environment settings
  * "NAME=value" may be given in env (NULL-terminated, or NULL).
  * Returns 0, or -1 if it could not be started.
+ *
+ * Every program started is remembered until proc_finish() collects it, so
+ * that one a failed assertion left running can be killed by
+ * proc_abandon() or proc_kill_leftovers() instead of living on.
  */
 int proc_start(struct proc *p, const char *const argv[], const char *const env[], int stdin_pipe);
 
@@ -53,8 +73,51 @@ int proc_stop(struct proc *p, int sig, int timeout_ms);
  * to completion. Returns the exit status, or -1. */
 int proc_run(struct proc *p, const char *const argv[], const char *stdin_text, int timeout_ms);
 
+/*
+ * Kill, by its PID, the program in p if it was started and not yet
+ * collected (a failed test left it behind), and reap it. Its pipes are
+ * kept open, not closed: the descriptor check of the test now running
+ * counted them at its start. proc_kill_leftovers() closes them. Does
+ * nothing when p holds no running program.
+ */
+void proc_abandon(struct proc *p);
+
+/*
+ * A cmocka group teardown: SIGKILL and reap every started program not
+ * yet collected, then close the pipes proc_abandon() kept. Only a child
+ * that waitpid() still reports as ours is killed: a PID already reaped
+ * may belong to someone else by now. Always returns 0.
+ */
+int proc_kill_leftovers(void **state);
+
 /* 1 if cmd is found in PATH. */
 int proc_have(const char *cmd);
+
+/* Skip the current cmocka test, saying "skipped: CMD is not installed, so
+ * WHY" on stderr, when cmd is not in PATH. */
+void proc_skip_without(const char *cmd, const char *why);
+
+/*
+ * Run the example `name` with the arguments a1 and a2 (a2 may be NULL)
+ * through p, and check it rejects them as a bad command line should: exit
+ * 2, nothing on stdout, and stderr starting "NAME: REASON\nusage: NAME ".
+ * It must end within 10 seconds (generous: it should refuse at once).
+ */
+void proc_check_bad_usage(struct proc *p, const char *name, const char *a1, const char *a2,
+                          const char *reason);
+
+/* The bad command lines every example rejects alike, each checked with
+ * proc_check_bad_usage(): -p abc, -p 70000, -p -1, -x, and -p alone. */
+void proc_check_common_bad_usage(struct proc *p, const char *name);
+
+/*
+ * Run our echo_client through p against an echo server on 127.0.0.1:port
+ * (text), twice: lines given as arguments (an empty one among them), then
+ * lines on its standard input (the last without its newline). Each run
+ * must exit 0 within 10 seconds, print exactly what it sent, and say
+ * nothing on stderr.
+ */
+void proc_check_echo_client_exact(struct proc *p, const char *port);
 
 /* The number of open descriptors of a running process (/proc/PID/fd), or -1. */
 int proc_fd_count(pid_t pid);

@@ -18,72 +18,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 10000 /* generous: each exchange here takes milliseconds */
 
 static struct proc server, client;
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *path(const char *name)
-{
-    static char buf[2][256];
-    static int next;
-    next = !next;
-    return proc_example(name, buf[next], sizeof buf[next]);
-}
-
-/*
- * Every program started with start() is remembered, so that one a failed
- * assertion left running is killed when the binary ends instead of living
- * on. Only a child that waitpid() still reports as ours is killed: a PID
- * that was already reaped may belong to someone else by now.
- */
-#define MAX_STARTED 128
-static pid_t started[MAX_STARTED];
-static int n_started;
-
-static void start(struct proc *p, const char *const argv[], const char *const env[], int stdin_pipe)
-{
-    assert_int_equal(proc_start(p, argv, env, stdin_pipe), 0);
-    if (n_started < MAX_STARTED) {
-        started[n_started++] = p->pid;
-    }
-}
-
-static int kill_leftovers(void **state)
-{
-    (void)state;
-    for (int i = 0; i < n_started; i++) {
-        int status;
-        if (waitpid(started[i], &status, WNOHANG) == 0) {
-            kill(started[i], SIGKILL);
-            waitpid(started[i], &status, 0);
-        }
-    }
-    n_started = 0;
-    return 0;
-}
-
-static void port_text(int port, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "%d", port);
-}
-
 /* Start echo_server (with extra environment env, or NULL) on a free port
  * and return that port. */
 static int start_echo_server(const char *const env[])
 {
-    const char *argv[] = {path("echo_server"), "-p", "0", NULL};
-    start(&server, argv, env, 0);
+    const char *argv[] = {proc_path("echo_server"), "-p", "0", NULL};
+    assert_int_equal(proc_start(&server, argv, env, 0), 0);
     int port = proc_wait_listening(&server, WAIT_MS);
     if (port <= 0) {
         fprintf(stderr, "echo_server said: %s%s\n", server.out_buf, server.err_buf);
@@ -105,21 +51,13 @@ static void stop_echo_server(int port, int quiet)
     }
 }
 
-static void skip_without(const char *cmd, const char *why)
-{
-    if (!proc_have(cmd)) {
-        fprintf(stderr, "skipped: %s is not installed, so %s\n", cmd, why);
-        skip();
-    }
-}
-
 /* Run echo_client against port with the given lines as arguments and
  * check that it prints want and exits 0. */
 static void run_echo_client(int port, const char *const lines[], size_t n, const char *want)
 {
     char p[8];
-    port_text(port, p, sizeof p);
-    const char *argv[16] = {path("echo_client"), "-p", p};
+    proc_port_text(port, p, sizeof p);
+    const char *argv[16] = {proc_path("echo_client"), "-p", p};
     assert_true(n + 4 <= sizeof argv / sizeof argv[0]);
     for (size_t i = 0; i < n; i++) {
         argv[3 + i] = lines[i];
@@ -143,7 +81,7 @@ static void run_echo_client(int port, const char *const lines[], size_t n, const
  */
 static size_t pipe_through(struct proc *p, const char *data, size_t len, int timeout_ms, int *same)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = proc_now_ms() + timeout_ms;
     size_t written = 0, seen = 0;
     char chunk[16384];
 
@@ -173,7 +111,7 @@ static size_t pipe_through(struct proc *p, const char *data, size_t len, int tim
         if (p->err >= 0) {
             fds[n++] = (struct pollfd){.fd = p->err, .events = POLLIN};
         }
-        long long left = deadline - now_ms();
+        long long left = deadline - proc_now_ms();
         if (left <= 0) {
             break;
         }
@@ -226,7 +164,7 @@ static size_t pipe_through(struct proc *p, const char *data, size_t len, int tim
         }
     }
     sigaction(SIGPIPE, &old, NULL);
-    long long left = deadline - now_ms();
+    long long left = deadline - proc_now_ms();
     proc_finish(p, left > 0 ? (int)left : 1);
     return seen;
 }
@@ -244,9 +182,9 @@ static int connect_and_clog(int port, size_t *sent)
     assert_true(fd >= 0);
     assert_int_equal(netx_set_nonblocking(fd, 1), 0);
     size_t total = 0;
-    long long deadline = now_ms() + 5000;
+    long long deadline = proc_now_ms() + 5000;
     /* Stuck means: no room for 200 ms. Bounded by time and by size. */
-    while (total < ((size_t)512 << 20) && now_ms() < deadline) {
+    while (total < ((size_t)512 << 20) && proc_now_ms() < deadline) {
         ssize_t n = netx_send(fd, chunk, sizeof chunk);
         if (n > 0) {
             total += (size_t)n;
@@ -291,8 +229,8 @@ static void echo_client_stdin_lines_echoed_exactly(void **state)
     (void)state;
     int port = start_echo_server(NULL);
     char p[8];
-    port_text(port, p, sizeof p);
-    const char *argv[] = {path("echo_client"), "-p", p, NULL};
+    proc_port_text(port, p, sizeof p);
+    const char *argv[] = {proc_path("echo_client"), "-p", p, NULL};
     /* An empty line, and a last line without its '\n'. */
     assert_int_equal(proc_run(&client, argv, "one\ntwo\n\nlast", WAIT_MS), 0);
     assert_string_equal(client.out_buf, "one\ntwo\n\nlast");
@@ -309,7 +247,7 @@ static void echo_client_large_stdin_echoed_byte_for_byte(void **state)
     (void)state;
     int port = start_echo_server(NULL);
     char p[8];
-    port_text(port, p, sizeof p);
+    proc_port_text(port, p, sizeof p);
 
     /* 200 KiB: one line of 100 KiB, then lines of many lengths (an empty
      * one among them), the last without its '\n'. */
@@ -330,8 +268,8 @@ static void echo_client_large_stdin_echoed_byte_for_byte(void **state)
         step = step * 31 % 6007 + 1;
     }
 
-    const char *argv[] = {path("echo_client"), "-p", p, NULL};
-    start(&client, argv, NULL, 1);
+    const char *argv[] = {proc_path("echo_client"), "-p", p, NULL};
+    assert_int_equal(proc_start(&client, argv, NULL, 1), 0);
     int same = 0;
     size_t got = pipe_through(&client, data, len, WAIT_MS, &same);
     free(data);
@@ -354,7 +292,7 @@ static void echo_client_16mib_line_echoed_without_deadlock(void **state)
     (void)state;
     int port = start_echo_server(NULL);
     char p[8];
-    port_text(port, p, sizeof p);
+    proc_port_text(port, p, sizeof p);
     size_t len = (size_t)16 << 20;
     char *data = malloc(len);
     assert_non_null(data);
@@ -363,17 +301,17 @@ static void echo_client_16mib_line_echoed_without_deadlock(void **state)
     }
     data[len - 1] = '\n';
 
-    const char *argv[] = {path("echo_client"), "-p", p, NULL};
-    start(&client, argv, NULL, 1);
+    const char *argv[] = {proc_path("echo_client"), "-p", p, NULL};
+    assert_int_equal(proc_start(&client, argv, NULL, 1), 0);
     int same = 0;
-    long long t0 = now_ms();
+    long long t0 = proc_now_ms();
     size_t got = pipe_through(&client, data, len, 3000, &same);
     free(data);
     if (client.status != 0) {
         fprintf(stderr,
                 "echo_client with a 16 MiB line: status %d after %lld ms (-1: killed at the "
                 "3 s deadline), %zu bytes echoed; stderr: %s\n",
-                client.status, now_ms() - t0, got, client.err_buf);
+                client.status, proc_now_ms() - t0, got, client.err_buf);
     }
     /* The server must also stop cleanly, so stop it before asserting. */
     int server_status = proc_stop(&server, SIGTERM, WAIT_MS);
@@ -388,7 +326,7 @@ static void echo_client_16mib_line_echoed_without_deadlock(void **state)
 static void echo_server_nc_client_echoed(void **state)
 {
     (void)state;
-    skip_without("nc", "the netcat client cannot be tried");
+    proc_skip_without("nc", "the netcat client cannot be tried");
     /* -N (shut down the write side at end of input) is netcat-openbsd's. */
     const char *help[] = {"nc", "-h", NULL};
     proc_run(&client, help, NULL, WAIT_MS);
@@ -398,7 +336,7 @@ static void echo_server_nc_client_echoed(void **state)
     }
     int port = start_echo_server(NULL);
     char p[8];
-    port_text(port, p, sizeof p);
+    proc_port_text(port, p, sizeof p);
     const char *argv[] = {"nc", "-N", "127.0.0.1", p, NULL};
     assert_int_equal(proc_run(&client, argv, "from nc\nsecond line\n", WAIT_MS), 0);
     assert_string_equal(client.out_buf, "from nc\nsecond line\n");
@@ -408,7 +346,7 @@ static void echo_server_nc_client_echoed(void **state)
 static void echo_server_socat_client_echoed(void **state)
 {
     (void)state;
-    skip_without("socat", "the socat client cannot be tried");
+    proc_skip_without("socat", "the socat client cannot be tried");
     int port = start_echo_server(NULL);
     char target[64];
     snprintf(target, sizeof target, "TCP:127.0.0.1:%d", port);
@@ -436,10 +374,10 @@ static const char python_client[] =
 static void echo_server_python_client_echoed(void **state)
 {
     (void)state;
-    skip_without("python3", "the Python client cannot be tried");
+    proc_skip_without("python3", "the Python client cannot be tried");
     int port = start_echo_server(NULL);
     char p[8];
-    port_text(port, p, sizeof p);
+    proc_port_text(port, p, sizeof p);
     const char *argv[] = {"python3", "-c", python_client, p, NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
 
@@ -474,18 +412,18 @@ static const char python_server[] = "import socket\n"
 static void echo_client_python_server_echoed(void **state)
 {
     (void)state;
-    skip_without("python3", "the Python echo server cannot be tried");
+    proc_skip_without("python3", "the Python echo server cannot be tried");
     const char *sargv[] = {"python3", "-c", python_server, NULL};
-    start(&server, sargv, NULL, 0);
+    assert_int_equal(proc_start(&server, sargv, NULL, 0), 0);
     int port = proc_wait_listening(&server, WAIT_MS);
     if (port <= 0) {
         fprintf(stderr, "the Python server said: %s%s\n", server.out_buf, server.err_buf);
     }
     assert_true(port > 0);
     char p[8];
-    port_text(port, p, sizeof p);
+    proc_port_text(port, p, sizeof p);
     const char *argv[] = {
-        path("echo_client"), "-H", "127.0.0.1", "-p", p, "hello", "", "world", NULL};
+        proc_path("echo_client"), "-H", "127.0.0.1", "-p", p, "hello", "", "world", NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
     assert_string_equal(client.out_buf, "hello\n\nworld\n");
     assert_string_equal(client.err_buf, "");
@@ -616,9 +554,9 @@ static void check_stop_with_client_connected(int sig)
     /* After an echo, the server is surely serving us. */
     int ok = netx_send_all(fd, "x", 1) == 0 && netx_recv_all(fd, buf, 1) == 1;
 
-    long long t0 = now_ms();
+    long long t0 = proc_now_ms();
     int status = proc_stop(&server, sig, WAIT_MS);
-    long long took = now_ms() - t0;
+    long long took = proc_now_ms() - t0;
     /* It closed our connection on its way out. */
     ssize_t end = netx_recv(fd, buf, sizeof buf);
     netx_close(fd);
@@ -653,9 +591,9 @@ static void echo_server_sigterm_while_client_not_reading_exits_zero(void **state
     size_t sent = 0;
     int fd = connect_and_clog(port, &sent);
 
-    long long t0 = now_ms();
+    long long t0 = proc_now_ms();
     int status = proc_stop(&server, SIGTERM, 2000);
-    long long took = now_ms() - t0;
+    long long took = proc_now_ms() - t0;
     netx_close(fd);
     if (status != 0) {
         fprintf(stderr,
@@ -671,38 +609,18 @@ static void echo_server_sigterm_while_client_not_reading_exits_zero(void **state
 
 /* ---- command lines and failures ------------------------------------------ */
 
-/* Each bad command line: exit 2, a one-line reason, then the usage. */
-static void check_bad_usage(const char *name, const char *a1, const char *a2, const char *reason)
-{
-    const char *argv[] = {path(name), a1, a2, NULL};
-    assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 2);
-    char want[160];
-    snprintf(want, sizeof want, "%s: %s\nusage: %s ", name, reason, name);
-    if (strncmp(client.err_buf, want, strlen(want)) != 0) {
-        fprintf(stderr, "expected stderr to start with:\n%sgot:\n%s\n", want, client.err_buf);
-        fail();
-    }
-    assert_string_equal(client.out_buf, "");
-}
-
 static void echo_bad_arguments_exit_two(void **state)
 {
     (void)state;
     const char *names[] = {"echo_server", "echo_client"};
     for (int i = 0; i < 2; i++) {
-        check_bad_usage(names[i], "-p", "abc",
-                        "port \"abc\": not a number from 0 to 65535: Invalid argument");
-        check_bad_usage(names[i], "-p", "70000",
-                        "port \"70000\": not a number from 0 to 65535: Invalid argument");
-        check_bad_usage(names[i], "-p", "-1",
-                        "port \"-1\": not a number from 0 to 65535: Invalid argument");
-        check_bad_usage(names[i], "-x", NULL, "unknown option -x");
-        check_bad_usage(names[i], "-p", NULL, "option -p needs a value");
-        check_bad_usage(names[i], "-H", NULL, "option -H needs a value");
+        proc_check_common_bad_usage(&client, names[i]);
+        proc_check_bad_usage(&client, names[i], "-H", NULL, "option -H needs a value");
     }
     /* The server takes no other arguments; the client's are lines. */
-    check_bad_usage("echo_server", "extra", NULL, "unexpected argument \"extra\"");
-    check_bad_usage("echo_client", "-p", "0", "port 0: a client needs the server's port");
+    proc_check_bad_usage(&client, "echo_server", "extra", NULL, "unexpected argument \"extra\"");
+    proc_check_bad_usage(&client, "echo_client", "-p", "0",
+                         "port 0: a client needs the server's port");
 }
 
 static void echo_help_exits_zero(void **state)
@@ -710,7 +628,7 @@ static void echo_help_exits_zero(void **state)
     (void)state;
     const char *names[] = {"echo_server", "echo_client"};
     for (int i = 0; i < 2; i++) {
-        const char *argv[] = {path(names[i]), "-h", NULL};
+        const char *argv[] = {proc_path(names[i]), "-h", NULL};
         assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
         char want[64];
         snprintf(want, sizeof want, "usage: %s ", names[i]);
@@ -725,9 +643,9 @@ static void echo_client_refused_exits_one(void **state)
     int lfd = netx_tcp_listen("127.0.0.1", 0, 0);
     assert_true(lfd >= 0);
     char p[8];
-    port_text(netx_local_port(lfd), p, sizeof p);
+    proc_port_text(netx_local_port(lfd), p, sizeof p);
     netx_close(lfd); /* now nothing listens there */
-    const char *argv[] = {path("echo_client"), "-p", p, "hello", NULL};
+    const char *argv[] = {proc_path("echo_client"), "-p", p, "hello", NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 1);
     char want[128];
     snprintf(want, sizeof want,
@@ -743,10 +661,10 @@ static void echo_server_port_in_use_exits_one(void **state)
     assert_true(lfd >= 0);
     int port = netx_local_port(lfd);
     char p[8];
-    port_text(port, p, sizeof p);
+    proc_port_text(port, p, sizeof p);
 
     /* The port named exactly. */
-    const char *exact[] = {path("echo_server"), "-H", "127.0.0.1", "-p", p, NULL};
+    const char *exact[] = {proc_path("echo_server"), "-H", "127.0.0.1", "-p", p, NULL};
     int status = proc_run(&client, exact, NULL, WAIT_MS);
     char want[128];
     snprintf(want, sizeof want,
@@ -763,7 +681,7 @@ static void echo_server_port_in_use_exits_one(void **state)
     if (support_have_ipv6()) {
         lfd6 = netx_tcp_listen("::1", (uint16_t)port, 0);
     }
-    const char *dflt[] = {path("echo_server"), "-p", p, NULL};
+    const char *dflt[] = {proc_path("echo_server"), "-p", p, NULL};
     status = proc_run(&client, dflt, NULL, WAIT_MS);
     if (lfd6 >= 0) {
         netx_close(lfd6);
@@ -829,5 +747,5 @@ int main(void)
         TEST(echo_server_port_in_use_exits_one),
         TEST(echo_server_trace_shows_accept_recv_send),
     };
-    return cmocka_run_group_tests_name("echo", tests, NULL, kill_leftovers);
+    return cmocka_run_group_tests_name("echo", tests, NULL, proc_kill_leftovers);
 }

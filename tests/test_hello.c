@@ -14,18 +14,10 @@
 
 static struct proc server, client;
 
-static const char *path(const char *name)
-{
-    static char buf[2][256];
-    static int next;
-    next = !next;
-    return proc_example(name, buf[next], sizeof buf[next]);
-}
-
 /* Start hello_server on a free port and return that port. */
 static int start_hello_server(void)
 {
-    const char *argv[] = {path("hello_server"), "-p", "0", NULL};
+    const char *argv[] = {proc_path("hello_server"), "-p", "0", NULL};
     assert_int_equal(proc_start(&server, argv, NULL, 0), 0);
     int port = proc_wait_listening(&server, WAIT_MS);
     if (port <= 0) {
@@ -35,21 +27,12 @@ static int start_hello_server(void)
     return port;
 }
 
-static void skip_without_python(void)
-{
-    if (!proc_have("python3")) {
-        fprintf(stderr, "skipped: python3 is not installed, so the article's own "
-                        "programs cannot be run\n");
-        skip();
-    }
-}
-
 static void hello_pair_exchange_matches_article(void **state)
 {
     (void)state;
     char port[8];
     snprintf(port, sizeof port, "%d", start_hello_server());
-    const char *argv[] = {path("hello_client"), "-p", port, NULL};
+    const char *argv[] = {proc_path("hello_client"), "-p", port, NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
     assert_string_equal(client.out_buf, "Server says: Hello from server!\n");
     assert_int_equal(proc_finish(&server, WAIT_MS), 0);
@@ -67,14 +50,14 @@ static void hello_pair_exchange_matches_article(void **state)
 static void hello_client_with_article_server_succeeds(void **state)
 {
     (void)state;
-    skip_without_python();
+    proc_skip_without("python3", "the article's own programs cannot be run");
     const char *sargv[] = {"python3", "tests/article/server.py", "0", NULL};
     assert_int_equal(proc_start(&server, sargv, NULL, 0), 0);
     int p = proc_wait_listening(&server, WAIT_MS);
     assert_true(p > 0);
     char port[8];
     snprintf(port, sizeof port, "%d", p);
-    const char *argv[] = {path("hello_client"), "-p", port, NULL};
+    const char *argv[] = {proc_path("hello_client"), "-p", port, NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
     assert_string_equal(client.out_buf, "Server says: Hello from server!\n");
     assert_int_equal(proc_finish(&server, WAIT_MS), 0);
@@ -84,7 +67,7 @@ static void hello_client_with_article_server_succeeds(void **state)
 static void hello_server_with_article_client_succeeds(void **state)
 {
     (void)state;
-    skip_without_python();
+    proc_skip_without("python3", "the article's own programs cannot be run");
     char port[8];
     snprintf(port, sizeof port, "%d", start_hello_server());
     const char *argv[] = {"python3", "tests/article/client.py", port, NULL};
@@ -115,7 +98,7 @@ static void hello_client_refused_exits_one(void **state)
     int lfd = netx_tcp_listen("127.0.0.1", 0, 0);
     snprintf(port, sizeof port, "%d", netx_local_port(lfd));
     netx_close(lfd); /* now nothing listens there */
-    const char *argv[] = {path("hello_client"), "-p", port, NULL};
+    const char *argv[] = {proc_path("hello_client"), "-p", port, NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 1);
     char want[128];
     snprintf(want, sizeof want, "hello_client: connect to localhost:%s (127.0.0.1): "
@@ -126,25 +109,11 @@ static void hello_client_refused_exits_one(void **state)
 static void hello_client_unknown_host_exits_one(void **state)
 {
     (void)state;
-    const char *argv[] = {path("hello_client"), "-H", "no-such-host.invalid", NULL};
+    const char *argv[] = {proc_path("hello_client"), "-H", "no-such-host.invalid", NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 1);
     assert_true(strncmp(client.err_buf, "hello_client: resolve no-such-host.invalid: ", 44) == 0);
     /* One line, ending in its newline. */
     assert_ptr_equal(strchr(client.err_buf, '\n'), client.err_buf + strlen(client.err_buf) - 1);
-}
-
-/* Each bad command line: exit 2, a one-line reason, then the usage. */
-static void check_bad_usage(const char *name, const char *a1, const char *a2, const char *reason)
-{
-    const char *argv[] = {path(name), a1, a2, NULL};
-    assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 2);
-    char want[128];
-    snprintf(want, sizeof want, "%s: %s\nusage: %s ", name, reason, name);
-    if (strncmp(client.err_buf, want, strlen(want)) != 0) {
-        fprintf(stderr, "expected stderr to start with:\n%sgot:\n%s\n", want, client.err_buf);
-        fail();
-    }
-    assert_string_equal(client.out_buf, "");
 }
 
 static void hello_bad_arguments_exit_two(void **state)
@@ -152,15 +121,8 @@ static void hello_bad_arguments_exit_two(void **state)
     (void)state;
     const char *names[] = {"hello_server", "hello_client"};
     for (int i = 0; i < 2; i++) {
-        check_bad_usage(names[i], "-p", "abc",
-                        "port \"abc\": not a number from 0 to 65535: Invalid argument");
-        check_bad_usage(names[i], "-p", "70000",
-                        "port \"70000\": not a number from 0 to 65535: Invalid argument");
-        check_bad_usage(names[i], "-p", "-1",
-                        "port \"-1\": not a number from 0 to 65535: Invalid argument");
-        check_bad_usage(names[i], "-x", NULL, "unknown option -x");
-        check_bad_usage(names[i], "-p", NULL, "option -p needs a value");
-        check_bad_usage(names[i], "extra", NULL, "unexpected argument \"extra\"");
+        proc_check_common_bad_usage(&client, names[i]);
+        proc_check_bad_usage(&client, names[i], "extra", NULL, "unexpected argument \"extra\"");
     }
 }
 
@@ -169,7 +131,7 @@ static void hello_help_exits_zero(void **state)
     (void)state;
     const char *names[] = {"hello_server", "hello_client"};
     for (int i = 0; i < 2; i++) {
-        const char *argv[] = {path(names[i]), "-h", NULL};
+        const char *argv[] = {proc_path(names[i]), "-h", NULL};
         assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
         assert_true(strncmp(client.out_buf, "usage: ", 7) == 0);
         assert_string_equal(client.err_buf, "");
@@ -181,7 +143,7 @@ static void hello_trace_shows_each_step(void **state)
     (void)state;
     char port[8];
     snprintf(port, sizeof port, "%d", start_hello_server());
-    const char *argv[] = {path("hello_client"), "-p", port, NULL};
+    const char *argv[] = {proc_path("hello_client"), "-p", port, NULL};
     const char *env[] = {"NETX_TRACE=1", NULL};
     assert_int_equal(proc_start(&client, argv, env, 0), 0);
     assert_int_equal(proc_finish(&client, WAIT_MS), 0);

@@ -30,79 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 10000 /* for a program to start or end: generous, for ASan */
 #define IO_MS   5000  /* the longest one send or recv of a test may block */
 
 static struct proc server, helper;
-
-/* 1 while `server` holds a program that no test has finished yet. */
-static int server_running;
-
-/*
- * A test that fails stops at its assertion and leaves its server running.
- * The next start_server() kills it, but must keep its pipes open: the
- * descriptor check of the test then running counted them at its start.
- * They are closed when the whole group ends.
- */
-static int leftover_fds[64];
-static int leftovers;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int ms_until(long long deadline)
-{
-    long long left = deadline - now_ms();
-    return left > 0 ? (int)left : 0;
-}
-
-static const char *path(const char *name)
-{
-    static char buf[2][256];
-    static int next;
-    next = !next;
-    return proc_example(name, buf[next], sizeof buf[next]);
-}
-
-static void keep_leftover(int fd)
-{
-    if (fd >= 0 && leftovers < (int)(sizeof leftover_fds / sizeof leftover_fds[0])) {
-        leftover_fds[leftovers++] = fd;
-    }
-}
-
-/* Kill, by its PID, a server that a failed test left behind. */
-static void forget_failed_server(void)
-{
-    if (!server_running) {
-        return;
-    }
-    kill(server.pid, SIGKILL);
-    waitpid(server.pid, NULL, 0); /* SIGKILL cannot be ignored: this ends */
-    keep_leftover(server.out);
-    keep_leftover(server.err);
-    keep_leftover(server.in);
-    server_running = 0;
-}
-
-static int close_leftovers(void **state)
-{
-    (void)state;
-    forget_failed_server();
-    for (int i = 0; i < leftovers; i++) {
-        close(leftover_fds[i]);
-    }
-    leftovers = 0;
-    return 0;
-}
 
 /*
  * Read what the server has printed so far, without waiting. proc.c reads
@@ -141,10 +74,10 @@ static void drain_server(void)
 /* Sleep ms milliseconds, reading the server's output meanwhile. */
 static void pause_ms(int ms)
 {
-    long long deadline = now_ms() + ms;
-    while (now_ms() < deadline) {
+    long long deadline = proc_now_ms() + ms;
+    while (proc_now_ms() < deadline) {
         drain_server();
-        int left = ms_until(deadline);
+        int left = proc_ms_until(deadline);
         poll(NULL, 0, left < 50 ? left : 50);
     }
 }
@@ -158,13 +91,13 @@ static void pause_ms(int ms)
 static int start_server(const char *const wrap[], const char *name, const char *port,
                         const char *const opts[])
 {
-    forget_failed_server();
+    proc_abandon(&server);
     const char *argv[32];
     int n = 0;
     for (int i = 0; wrap != NULL && wrap[i] != NULL; i++) {
         argv[n++] = wrap[i];
     }
-    argv[n++] = path(name);
+    argv[n++] = proc_path(name);
     argv[n++] = "-H";
     argv[n++] = "127.0.0.1";
     argv[n++] = "-p";
@@ -175,7 +108,6 @@ static int start_server(const char *const wrap[], const char *name, const char *
     argv[n] = NULL;
     assert_true(n < (int)(sizeof argv / sizeof argv[0]));
     assert_int_equal(proc_start(&server, argv, NULL, 0), 0);
-    server_running = 1;
     int got = proc_wait_listening(&server, WAIT_MS);
     if (got <= 0) {
         fprintf(stderr, "%s said: %s%s\n", name, server.out_buf, server.err_buf);
@@ -188,7 +120,6 @@ static int start_server(const char *const wrap[], const char *name, const char *
 static void stop_server(const char *name)
 {
     int status = proc_stop(&server, SIGTERM, WAIT_MS);
-    server_running = 0;
     if (status != 0) {
         fail_msg("%s ended with %d; its stderr:\n%s", name, status, server.err_buf);
     }
@@ -207,10 +138,10 @@ static int server_fds(void)
  * the last count seen. */
 static int wait_server_fds(int want, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = proc_now_ms() + timeout_ms;
     for (;;) {
         int n = server_fds();
-        if (n == want || now_ms() >= deadline) {
+        if (n == want || proc_now_ms() >= deadline) {
             return n;
         }
         poll(NULL, 0, 20);
@@ -283,10 +214,10 @@ static void assert_echoes(int fd, const char *msg)
  * A newcomer that is not served fails the test. */
 static long long newcomer_round_trip(int port)
 {
-    long long start = now_ms();
+    long long start = proc_now_ms();
     int fd = connect_client(port);
     assert_echoes(fd, "just a normal client\n");
-    long long took = now_ms() - start;
+    long long took = proc_now_ms() - start;
     assert_int_equal(netx_close(fd), 0);
     return took;
 }
@@ -318,8 +249,8 @@ static int start_hog(int port)
     static unsigned char chunk[65536];
     support_pattern(chunk, sizeof chunk, 42);
     size_t sent = 0;
-    long long deadline = now_ms() + 5000;
-    while (sent < MIB && now_ms() < deadline) {
+    long long deadline = proc_now_ms() + 5000;
+    while (sent < MIB && proc_now_ms() < deadline) {
         ssize_t n = netx_send(hog, chunk, sizeof chunk < MIB - sent ? sizeof chunk : MIB - sent);
         if (n > 0) {
             sent += (size_t)n;
@@ -455,15 +386,15 @@ static long long cpu_ticks(pid_t pid)
  * (at most 5 s): it has taken all it will take. The count. */
 static int wait_fds_settle(void)
 {
-    long long deadline = now_ms() + 5000;
+    long long deadline = proc_now_ms() + 5000;
     int last = server_fds();
-    long long since = now_ms();
-    while (now_ms() < deadline && now_ms() - since < 300) {
+    long long since = proc_now_ms();
+    while (proc_now_ms() < deadline && proc_now_ms() - since < 300) {
         poll(NULL, 0, 25);
         int n = server_fds();
         if (n != last) {
             last = n;
-            since = now_ms();
+            since = proc_now_ms();
         }
     }
     return last;
@@ -505,8 +436,8 @@ static void check_fd_limit(const char *name, const char *const opts[], int inher
     }
     /* What it says proves that the limit really bit. (Its descriptor count
      * proves nothing: descriptors it inherited above 63 count too.) */
-    long long deadline = now_ms() + 5000;
-    while (strstr(server.err_buf, expect) == NULL && now_ms() < deadline) {
+    long long deadline = proc_now_ms() + 5000;
+    while (strstr(server.err_buf, expect) == NULL && proc_now_ms() < deadline) {
         pause_ms(20);
     }
     if (strstr(server.err_buf, expect) == NULL) {
@@ -525,12 +456,12 @@ static void check_fd_limit(const char *name, const char *const opts[], int inher
      */
     long long tps = sysconf(_SC_CLK_TCK);
     assert_true(tps > 0);
-    long long t0 = now_ms();
+    long long t0 = proc_now_ms();
     long long c0 = cpu_ticks(server.pid);
     assert_true(c0 >= 0);
     pause_ms(1000);
     long long c1 = cpu_ticks(server.pid);
-    long long elapsed = now_ms() - t0;
+    long long elapsed = proc_now_ms() - t0;
     assert_true(c1 >= c0);
     long long limit = tps * elapsed / 1000 / 5;
     if (c1 - c0 >= limit) {
@@ -587,7 +518,7 @@ static void trickle(const int *fds, long long *gone, char byte)
             if (errno != EPIPE && errno != ECONNRESET) {
                 fail_msg("trickler %d: %s", i, netx_last_error());
             }
-            gone[i] = now_ms();
+            gone[i] = proc_now_ms();
         }
     }
 }
@@ -606,11 +537,11 @@ static void check_slowloris(const char *name, const char *const opts[])
     for (int i = 0; i < SLOW; i++) {
         fds[i] = connect_client(port);
     }
-    long long start = now_ms();
+    long long start = proc_now_ms();
     trickle(fds, gone, 'G');
     pause_ms(500);
     assert_newcomer_within(name, port, 1000);
-    pause_ms(ms_until(start + 1000));
+    pause_ms(proc_ms_until(start + 1000));
     trickle(fds, gone, 'E');
     for (int i = 0; i < SLOW; i++) {
         assert_int_equal(gone[i], 0);
@@ -659,13 +590,13 @@ static void check_deadline(const char *name, const char *const opts[])
     int echoed[SLOW] = {0};
     for (int i = 0; i < SLOW; i++) {
         fds[i] = connect_client(port);
-        connected[i] = now_ms();
+        connected[i] = proc_now_ms();
     }
     int n_gone = 0;
-    long long start = now_ms();
+    long long start = proc_now_ms();
     long long next_trickle = start;
-    while (n_gone < SLOW && now_ms() - start < 7000) {
-        if (now_ms() >= next_trickle) {
+    while (n_gone < SLOW && proc_now_ms() - start < 7000) {
+        if (proc_now_ms() >= next_trickle) {
             trickle(fds, gone, 'x');
             next_trickle += 1000;
         }
@@ -685,7 +616,7 @@ static void check_deadline(const char *name, const char *const opts[])
             break;
         }
         drain_server();
-        int wait = ms_until(next_trickle);
+        int wait = proc_ms_until(next_trickle);
         int r = poll(p, (nfds_t)k, wait < 100 ? wait : 100);
         assert_true(r >= 0);
         for (int j = 0; j < k; j++) {
@@ -698,7 +629,7 @@ static void check_deadline(const char *name, const char *const opts[])
             if (n > 0) {
                 echoed[i] += (int)n;
             } else if (n == 0 || errno == ECONNRESET) {
-                gone[i] = now_ms(); /* the server closed it */
+                gone[i] = proc_now_ms(); /* the server closed it */
             } else {
                 fail_msg("trickler %d: %s", i, netx_last_error());
             }
@@ -751,7 +682,7 @@ static void hostile_deadline_poll_closes_tricklers(void **state)
 /* The new option's command line: a bad -d is a usage error (exit 2). */
 static void check_bad_deadline(const char *name, const char *value)
 {
-    const char *argv[] = {path(name), "-H", "127.0.0.1", "-p", "0", "-d", value, NULL};
+    const char *argv[] = {proc_path(name), "-H", "127.0.0.1", "-p", "0", "-d", value, NULL};
     int status = proc_run(&helper, argv, NULL, 3000);
     if (status != 2) {
         fail_msg("%s -d %s: exit %d, stderr: %s", name, value, status, helper.err_buf);
@@ -812,7 +743,7 @@ static void hostile_crowd_threaded_capped_busy(void **state)
     int baseline = server_fds();
     static int fds[CROWD];
     int most = 0;
-    long long start = now_ms();
+    long long start = proc_now_ms();
     for (int i = 0; i < CROWD; i++) {
         fds[i] = connect_client(port);
         if (i % 10 == 9) {
@@ -830,7 +761,7 @@ static void hostile_crowd_threaded_capped_busy(void **state)
     memset(len, 0, sizeof len);
     memset(ended, 0, sizeof ended);
     int n_ended = 0;
-    while (n_ended < CROWD - CAP && now_ms() - start < 5000) {
+    while (n_ended < CROWD - CAP && proc_now_ms() - start < 5000) {
         static struct pollfd p[CROWD];
         static int owner[CROWD];
         int k = 0;
@@ -863,7 +794,7 @@ static void hostile_crowd_threaded_capped_busy(void **state)
             len[i] += (size_t)n;
         }
     }
-    long long took = now_ms() - start;
+    long long took = proc_now_ms() - start;
     if (n_ended != CROWD - CAP) {
         fail_msg("%d clients were turned away within %lld ms, not %d", n_ended, took, CROWD - CAP);
     }
@@ -938,7 +869,7 @@ static void hostile_threads_create_fails_client_closed(void **state)
         fprintf(stderr, "skipped: setpriv or prlimit (util-linux) is not installed\n");
         skip();
     }
-    const char *server_path = path("threaded_server");
+    const char *server_path = proc_path("threaded_server");
     const char *probe[] = {"setpriv",
                            "--reuid=" NOBODY,
                            "--regid=" NOBODY,
@@ -1009,8 +940,8 @@ static void hostile_threads_create_fails_client_closed(void **state)
     assert_int_equal(netx_close(fds[first_served]), 0);
     fds[first_served] = -1;
     int newcomer_served = 0;
-    long long deadline = now_ms() + 3000;
-    for (int tries = 0; !newcomer_served && tries < 100 && now_ms() < deadline; tries++) {
+    long long deadline = proc_now_ms() + 3000;
+    for (int tries = 0; !newcomer_served && tries < 100 && proc_now_ms() < deadline; tries++) {
         int fd = connect_client(port);
         newcomer_served = echoed_or_closed(fd, "room again?\n");
         assert_int_equal(netx_close(fd), 0);
@@ -1115,5 +1046,5 @@ int main(void)
         TEST(hostile_restart_threaded_rebinds_port),
         TEST(hostile_restart_poll_rebinds_port),
     };
-    return cmocka_run_group_tests_name("hostile", tests, NULL, close_leftovers);
+    return cmocka_run_group_tests_name("hostile", tests, NULL, proc_kill_leftovers);
 }

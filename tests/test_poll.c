@@ -23,8 +23,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 10000 /* for a program to start or end: generous, for ASan */
@@ -32,66 +30,11 @@
 
 static struct proc server, client;
 
-/* 1 while `server` holds a program that no test has finished yet. */
-static int server_running;
-
-/*
- * A test that fails stops at its assertion and leaves its server running.
- * The next start_server() kills it, but must keep its pipes open: the
- * descriptor check of the test then running counted them at its start.
- * They are closed when the whole group ends.
- */
-static int leftover_fds[32];
-static int leftovers;
-
 /* The descriptor limit as it was before a test raised it (see
  * raise_fd_limit()); put back at the end of that test, or when the group
  * ends if the test failed first. */
 static struct rlimit saved_nofile;
 static int nofile_raised;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Milliseconds left until deadline, never negative: a poll() timeout. */
-static int wait_ms(long long deadline)
-{
-    long long left = deadline - now_ms();
-    return left > 0 ? (int)left : 0;
-}
-
-static const char *path(const char *name)
-{
-    static char buf[2][256];
-    static int next;
-    next = !next;
-    return proc_example(name, buf[next], sizeof buf[next]);
-}
-
-static void keep_leftover(int fd)
-{
-    if (fd >= 0 && leftovers < (int)(sizeof leftover_fds / sizeof leftover_fds[0])) {
-        leftover_fds[leftovers++] = fd;
-    }
-}
-
-/* Kill, by its PID, a server that a failed test left behind. */
-static void forget_failed_server(void)
-{
-    if (!server_running) {
-        return;
-    }
-    kill(server.pid, SIGKILL);
-    waitpid(server.pid, NULL, 0); /* SIGKILL cannot be ignored: this ends */
-    keep_leftover(server.out);
-    keep_leftover(server.err);
-    keep_leftover(server.in);
-    server_running = 0;
-}
 
 static void restore_fd_limit(void)
 {
@@ -105,12 +48,7 @@ static void restore_fd_limit(void)
 
 static int end_group(void **state)
 {
-    (void)state;
-    forget_failed_server();
-    for (int i = 0; i < leftovers; i++) {
-        close(leftover_fds[i]);
-    }
-    leftovers = 0;
+    proc_kill_leftovers(state);
     restore_fd_limit();
     return 0;
 }
@@ -157,10 +95,10 @@ static int raise_fd_limit(int more)
  */
 static int start_server(const char *const *opts)
 {
-    forget_failed_server();
+    proc_abandon(&server);
     const char *argv[16];
     int n = 0;
-    argv[n++] = path("poll_server");
+    argv[n++] = proc_path("poll_server");
     argv[n++] = "-H";
     argv[n++] = "127.0.0.1";
     argv[n++] = "-p";
@@ -170,7 +108,6 @@ static int start_server(const char *const *opts)
     }
     argv[n] = NULL;
     assert_int_equal(proc_start(&server, argv, NULL, 0), 0);
-    server_running = 1;
     int port = proc_wait_listening(&server, WAIT_MS);
     if (port <= 0) {
         fprintf(stderr, "poll_server said: %s%s\n", server.out_buf, server.err_buf);
@@ -183,7 +120,6 @@ static int start_server(const char *const *opts)
 static int stop_server(int sig, int timeout_ms)
 {
     int status = proc_stop(&server, sig, timeout_ms);
-    server_running = 0;
     if (status != 0) {
         fprintf(stderr, "poll_server ended with %d; its stderr:\n%s\n", status, server.err_buf);
     }
@@ -251,10 +187,10 @@ static void assert_closed_by_server(int fd)
  * the last count seen. */
 static int wait_server_fds(int want, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = proc_now_ms() + timeout_ms;
     for (;;) {
         int n = proc_fd_count(server.pid);
-        if (n == want || now_ms() >= deadline) {
+        if (n == want || proc_now_ms() >= deadline) {
             return n;
         }
         poll(NULL, 0, 20);
@@ -316,8 +252,8 @@ static void run_flows(struct flow *f, int count, int timeout_ms)
     static struct pollfd p[MANY];
     static int owner[MANY];
     int done = 0;
-    long long deadline = now_ms() + timeout_ms;
-    while (done < count && now_ms() < deadline) {
+    long long deadline = proc_now_ms() + timeout_ms;
+    while (done < count && proc_now_ms() < deadline) {
         int k = 0;
         for (int i = 0; i < count; i++) {
             if (f[i].got < f[i].len) {
@@ -329,7 +265,7 @@ static void run_flows(struct flow *f, int count, int timeout_ms)
                 owner[k++] = i;
             }
         }
-        int r = poll(p, (nfds_t)k, wait_ms(deadline));
+        int r = poll(p, (nfds_t)k, proc_ms_until(deadline));
         assert_true(r >= 0);
         for (int j = 0; j < k; j++) {
             struct flow *c = &f[owner[j]];
@@ -376,11 +312,11 @@ static void expect_only_end_of_stream(struct flow *f, int count, int timeout_ms)
     static struct pollfd p[MANY];
     static int owner[MANY];
     int ended = 0;
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = proc_now_ms() + timeout_ms;
     for (int i = 0; i < count; i++) {
         assert_int_equal(netx_shutdown(f[i].fd, SHUT_WR), 0);
     }
-    while (ended < count && now_ms() < deadline) {
+    while (ended < count && proc_now_ms() < deadline) {
         int k = 0;
         for (int i = 0; i < count; i++) {
             if (!f[i].ended) {
@@ -388,7 +324,7 @@ static void expect_only_end_of_stream(struct flow *f, int count, int timeout_ms)
                 owner[k++] = i;
             }
         }
-        int r = poll(p, (nfds_t)k, wait_ms(deadline));
+        int r = poll(p, (nfds_t)k, proc_ms_until(deadline));
         assert_true(r >= 0);
         for (int j = 0; j < k; j++) {
             if (p[j].revents == 0) {
@@ -476,19 +412,7 @@ static void poll_echo_client_output_exact(void **state)
     (void)state;
     char port[8];
     snprintf(port, sizeof port, "%d", start_server(NULL));
-
-    /* Lines given as arguments, an empty one among them. */
-    const char *argv[] = {path("echo_client"), "-H", "127.0.0.1", "-p", port, "hello",
-                          "two words", "", "last", NULL};
-    assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
-    assert_string_equal(client.out_buf, "hello\ntwo words\n\nlast\n");
-    assert_string_equal(client.err_buf, "");
-
-    /* Lines read from standard input, the last without its newline. */
-    const char *argv2[] = {path("echo_client"), "-H", "127.0.0.1", "-p", port, NULL};
-    assert_int_equal(proc_run(&client, argv2, "alpha\n\tbeta gamma\nno newline", WAIT_MS), 0);
-    assert_string_equal(client.out_buf, "alpha\n\tbeta gamma\nno newline");
-    assert_string_equal(client.err_buf, "");
+    proc_check_echo_client_exact(&client, port);
 
     assert_int_equal(stop_server(SIGTERM, WAIT_MS), 0);
 }
@@ -586,8 +510,8 @@ static int hog_fill(int port, size_t *sent, int *stalled)
     assert_int_equal(netx_set_nonblocking(hog, 1), 0);
     *sent = 0;
     *stalled = 0;
-    long long deadline = now_ms() + 5000;
-    while (!*stalled && *sent < HOG_MAX && now_ms() < deadline) {
+    long long deadline = proc_now_ms() + 5000;
+    while (!*stalled && *sent < HOG_MAX && proc_now_ms() < deadline) {
         size_t at = *sent % sizeof hog_chunk;
         ssize_t n = netx_send(hog, hog_chunk + at, sizeof hog_chunk - at);
         if (n > 0) {
@@ -642,10 +566,10 @@ static void hog_drain(int hog, size_t sent)
 /* A client next to the hog has its round trip within 1 s. */
 static void assert_neighbour_served(int port)
 {
-    long long t = now_ms();
+    long long t = proc_now_ms();
     int other = connect_client(port);
     assert_echoes(other, "not stuck behind the hog\n");
-    long long took = now_ms() - t;
+    long long took = proc_now_ms() - t;
     assert_int_equal(netx_close(other), 0);
     if (took > 1000) {
         fail_msg("a client next to the hog waited %lld ms for its echo", took);
@@ -712,9 +636,9 @@ static void poll_sigterm_with_pending_output_exits_zero(void **state)
     int stalled;
     int hog = hog_fill(port, &sent, &stalled);
     assert_true(stalled);
-    long long t = now_ms();
+    long long t = proc_now_ms();
     assert_int_equal(stop_server(SIGTERM, 2000), 0);
-    long long took = now_ms() - t;
+    long long took = proc_now_ms() - t;
     if (took > 2000) {
         fail_msg("poll_server took %lld ms to stop", took);
     }
@@ -746,8 +670,8 @@ static void poll_cap_extra_clients_busy(void **state)
     size_t len[CROWD] = {0};
     int ended[CROWD] = {0};
     int n_ended = 0;
-    long long deadline = now_ms() + 5000;
-    while (n_ended < CROWD - CAP && now_ms() < deadline) {
+    long long deadline = proc_now_ms() + 5000;
+    while (n_ended < CROWD - CAP && proc_now_ms() < deadline) {
         struct pollfd p[CROWD];
         int owner[CROWD];
         int k = 0;
@@ -757,7 +681,7 @@ static void poll_cap_extra_clients_busy(void **state)
                 owner[k++] = i;
             }
         }
-        int r = poll(p, (nfds_t)k, wait_ms(deadline));
+        int r = poll(p, (nfds_t)k, proc_ms_until(deadline));
         assert_true(r >= 0);
         for (int j = 0; j < k; j++) {
             int i = owner[j];
@@ -830,7 +754,7 @@ static void poll_idle_client_closed_after_timeout(void **state)
     int baseline = proc_fd_count(server.pid);
     assert_true(baseline > 0);
     int silent = connect_client(port);
-    long long start = now_ms();
+    long long start = proc_now_ms();
     int chatty = connect_client(port);
 
     /* The chatty client talks every 300 ms for 2.4 s, through at least two
@@ -839,21 +763,21 @@ static void poll_idle_client_closed_after_timeout(void **state)
     long long closed_at = -1;
     long long next_talk = start + 300;
     int talks = 0;
-    while ((talks < 8 || closed_at < 0) && now_ms() - start < 6000) {
-        if (talks < 8 && now_ms() >= next_talk) {
+    while ((talks < 8 || closed_at < 0) && proc_now_ms() - start < 6000) {
+        if (talks < 8 && proc_now_ms() >= next_talk) {
             assert_echoes(chatty, "still here\n");
             talks++;
             next_talk += 300;
             continue;
         }
-        int wait = talks < 8 ? wait_ms(next_talk) : 100;
+        int wait = talks < 8 ? proc_ms_until(next_talk) : 100;
         if (closed_at >= 0) {
             poll(NULL, 0, wait);
             continue;
         }
         struct pollfd p = {.fd = silent, .events = POLLIN};
         if (poll(&p, 1, wait) > 0) {
-            closed_at = now_ms();
+            closed_at = proc_now_ms();
             assert_closed_by_server(silent);
         }
     }
@@ -942,9 +866,9 @@ static void check_stop_with_clients(int sig)
         assert_echoes(fds[i], "before the stop\n");
     }
     assert_server_fds(baseline + STOP_CLIENTS, 3000, "with 50 clients");
-    long long t = now_ms();
+    long long t = proc_now_ms();
     assert_int_equal(stop_server(sig, 2000), 0);
-    long long took = now_ms() - t;
+    long long took = proc_now_ms() - t;
     if (took > 2000) {
         fail_msg("poll_server took %lld ms to stop", took);
     }
@@ -978,7 +902,7 @@ static void poll_sigint_with_clients_exits_zero(void **state)
  */
 static void check_bad_usage(const char *a1, const char *a2, const char *mention)
 {
-    const char *argv[] = {path("poll_server"), "-H", "127.0.0.1", "-p", "0", a1, a2, NULL};
+    const char *argv[] = {proc_path("poll_server"), "-H", "127.0.0.1", "-p", "0", a1, a2, NULL};
     int status = proc_run(&client, argv, NULL, 3000);
     if (status != 2) {
         fail_msg("poll_server %s %s: exit %d, stderr: %s", a1, a2 ? a2 : "", status,
@@ -1019,7 +943,7 @@ static void poll_bad_arguments_exit_two(void **state)
 static void poll_help_exits_zero(void **state)
 {
     (void)state;
-    const char *argv[] = {path("poll_server"), "-h", NULL};
+    const char *argv[] = {proc_path("poll_server"), "-h", NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
     assert_true(strncmp(client.out_buf, "usage: poll_server ", 19) == 0);
     assert_non_null(strstr(client.out_buf, "-n MAX"));
@@ -1038,7 +962,8 @@ static void poll_port_in_use_exits_one(void **state)
     /* -n 100: with the default 10000 clients, a hard RLIMIT_NOFILE below
      * 10016 makes poll_server warn about it on stderr before it even binds,
      * and this case is about the failure's own message. */
-    const char *argv[] = {path("poll_server"), "-H", "127.0.0.1", "-p", port, "-n", "100", NULL};
+    const char *argv[] = {proc_path("poll_server"), "-H", "127.0.0.1", "-p", port, "-n", "100",
+                          NULL};
     int status = proc_run(&client, argv, NULL, WAIT_MS);
     assert_int_equal(netx_close(holder), 0);
     assert_int_equal(status, 1);

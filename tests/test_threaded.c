@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 10000 /* for a program to start or end: generous, for ASan */
@@ -29,75 +27,16 @@
 
 static struct proc server, client;
 
-/* 1 while `server` holds a program that no test has finished yet. */
-static int server_running;
-
-/*
- * A test that fails stops at its assertion and leaves its server running.
- * The next start_server() kills it, but must keep its pipes open: the
- * descriptor check of the test then running counted them at its start.
- * They are closed when the whole group ends.
- */
-static int leftover_fds[32];
-static int leftovers;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *path(const char *name)
-{
-    static char buf[2][256];
-    static int next;
-    next = !next;
-    return proc_example(name, buf[next], sizeof buf[next]);
-}
-
-static void keep_leftover(int fd)
-{
-    if (fd >= 0 && leftovers < (int)(sizeof leftover_fds / sizeof leftover_fds[0])) {
-        leftover_fds[leftovers++] = fd;
-    }
-}
-
-/* Kill, by its PID, a server that a failed test left behind. */
-static void forget_failed_server(void)
-{
-    if (!server_running) {
-        return;
-    }
-    kill(server.pid, SIGKILL);
-    waitpid(server.pid, NULL, 0); /* SIGKILL cannot be ignored: this ends */
-    keep_leftover(server.out);
-    keep_leftover(server.err);
-    keep_leftover(server.in);
-    server_running = 0;
-}
-
-static int close_leftovers(void **state)
-{
-    (void)state;
-    forget_failed_server();
-    for (int i = 0; i < leftovers; i++) {
-        close(leftover_fds[i]);
-    }
-    leftovers = 0;
-    return 0;
-}
-
 /*
  * Start threaded_server on 127.0.0.1, on a free port, with -n max and
  * -t idle when they are not NULL; return its port.
  */
 static int start_server(const char *max, const char *idle)
 {
-    forget_failed_server();
+    proc_abandon(&server);
     const char *argv[10];
     int n = 0;
-    argv[n++] = path("threaded_server");
+    argv[n++] = proc_path("threaded_server");
     argv[n++] = "-H";
     argv[n++] = "127.0.0.1";
     argv[n++] = "-p";
@@ -112,7 +51,6 @@ static int start_server(const char *max, const char *idle)
     }
     argv[n] = NULL;
     assert_int_equal(proc_start(&server, argv, NULL, 0), 0);
-    server_running = 1;
     int port = proc_wait_listening(&server, WAIT_MS);
     if (port <= 0) {
         fprintf(stderr, "threaded_server said: %s%s\n", server.out_buf, server.err_buf);
@@ -125,7 +63,6 @@ static int start_server(const char *max, const char *idle)
 static int stop_server(int sig, int timeout_ms)
 {
     int status = proc_stop(&server, sig, timeout_ms);
-    server_running = 0;
     if (status != 0) {
         fprintf(stderr, "threaded_server ended with %d; its stderr:\n%s\n", status,
                 server.err_buf);
@@ -186,7 +123,7 @@ static void assert_busy(int fd)
     char buf[64];
     size_t got = 0;
     int ended = 0;
-    long long start = now_ms();
+    long long start = proc_now_ms();
     /* Each recv is bounded by the socket's timeout, the loop by its count. */
     for (int i = 0; i < 64 && !ended && got < sizeof buf - 1; i++) {
         ssize_t n = netx_recv(fd, buf + got, sizeof buf - 1 - got);
@@ -201,7 +138,7 @@ static void assert_busy(int fd)
     buf[got] = '\0';
     assert_string_equal(buf, "server busy\n");
     assert_true(ended);
-    assert_true(now_ms() - start < 3000);
+    assert_true(proc_now_ms() - start < 3000);
 }
 
 /* The server closed this client: end of stream, or a reset. */
@@ -219,20 +156,14 @@ static void assert_closed_by_server(int fd)
  * the last count seen. */
 static int wait_server_fds(int want, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = proc_now_ms() + timeout_ms;
     for (;;) {
         int n = proc_fd_count(server.pid);
-        if (n == want || now_ms() >= deadline) {
+        if (n == want || proc_now_ms() >= deadline) {
             return n;
         }
         poll(NULL, 0, 20);
     }
-}
-
-static int wait_ms(long long deadline)
-{
-    long long left = deadline - now_ms();
-    return left > 0 ? (int)left : 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -262,8 +193,8 @@ static void run_flows(struct flow *f, int count, int timeout_ms)
     struct pollfd p[MANY];
     int owner[MANY];
     int done = 0;
-    long long deadline = now_ms() + timeout_ms;
-    while (done < count && now_ms() < deadline) {
+    long long deadline = proc_now_ms() + timeout_ms;
+    while (done < count && proc_now_ms() < deadline) {
         int k = 0;
         for (int i = 0; i < count; i++) {
             if (f[i].got < f[i].len) {
@@ -275,7 +206,7 @@ static void run_flows(struct flow *f, int count, int timeout_ms)
                 owner[k++] = i;
             }
         }
-        int r = poll(p, (nfds_t)k, wait_ms(deadline));
+        int r = poll(p, (nfds_t)k, proc_ms_until(deadline));
         assert_true(r >= 0);
         for (int j = 0; j < k; j++) {
             struct flow *c = &f[owner[j]];
@@ -319,11 +250,11 @@ static void expect_only_end_of_stream(struct flow *f, int count, int timeout_ms)
     struct pollfd p[MANY];
     int owner[MANY];
     int ended = 0;
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = proc_now_ms() + timeout_ms;
     for (int i = 0; i < count; i++) {
         assert_int_equal(netx_shutdown(f[i].fd, SHUT_WR), 0);
     }
-    while (ended < count && now_ms() < deadline) {
+    while (ended < count && proc_now_ms() < deadline) {
         int k = 0;
         for (int i = 0; i < count; i++) {
             if (!f[i].ended) {
@@ -331,7 +262,7 @@ static void expect_only_end_of_stream(struct flow *f, int count, int timeout_ms)
                 owner[k++] = i;
             }
         }
-        int r = poll(p, (nfds_t)k, wait_ms(deadline));
+        int r = poll(p, (nfds_t)k, proc_ms_until(deadline));
         assert_true(r >= 0);
         for (int j = 0; j < k; j++) {
             if (p[j].revents == 0) {
@@ -406,19 +337,7 @@ static void threaded_echo_client_output_exact(void **state)
     (void)state;
     char port[8];
     snprintf(port, sizeof port, "%d", start_server("4", NULL));
-
-    /* Lines given as arguments, an empty one among them. */
-    const char *argv[] = {path("echo_client"), "-H", "127.0.0.1", "-p", port, "hello",
-                          "two words", "", "last", NULL};
-    assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
-    assert_string_equal(client.out_buf, "hello\ntwo words\n\nlast\n");
-    assert_string_equal(client.err_buf, "");
-
-    /* Lines read from standard input, the last without its newline. */
-    const char *argv2[] = {path("echo_client"), "-H", "127.0.0.1", "-p", port, NULL};
-    assert_int_equal(proc_run(&client, argv2, "alpha\n\tbeta gamma\nno newline", WAIT_MS), 0);
-    assert_string_equal(client.out_buf, "alpha\n\tbeta gamma\nno newline");
-    assert_string_equal(client.err_buf, "");
+    proc_check_echo_client_exact(&client, port);
 
     assert_int_equal(stop_server(SIGTERM, WAIT_MS), 0);
 }
@@ -502,8 +421,8 @@ static void threaded_cap_third_client_busy(void **state)
      * "server busy". So try again, for at most 3 s. */
     assert_int_equal(netx_close(a), 0);
     int served = 0;
-    long long deadline = now_ms() + 3000;
-    for (int tries = 0; !served && tries < 100 && now_ms() < deadline; tries++) {
+    long long deadline = proc_now_ms() + 3000;
+    for (int tries = 0; !served && tries < 100 && proc_now_ms() < deadline; tries++) {
         int d = connect_client(port);
         served = newcomer_served(d);
         assert_int_equal(netx_close(d), 0);
@@ -551,8 +470,8 @@ static void threaded_thread_count_stays_within_cap(void **state)
     size_t len[CROWD] = {0};
     int ended[CROWD] = {0};
     int n_ended = 0;
-    long long deadline = now_ms() + 5000;
-    while (n_ended < CROWD - CAP && now_ms() < deadline) {
+    long long deadline = proc_now_ms() + 5000;
+    while (n_ended < CROWD - CAP && proc_now_ms() < deadline) {
         struct pollfd p[CROWD];
         int owner[CROWD];
         int k = 0;
@@ -562,7 +481,7 @@ static void threaded_thread_count_stays_within_cap(void **state)
                 owner[k++] = i;
             }
         }
-        int wait = wait_ms(deadline) < 100 ? wait_ms(deadline) : 100;
+        int wait = proc_ms_until(deadline) < 100 ? proc_ms_until(deadline) : 100;
         int r = poll(p, (nfds_t)k, wait);
         assert_true(r >= 0);
         sample_threads(&most);
@@ -620,7 +539,7 @@ static void threaded_idle_client_closed_after_timeout(void **state)
     (void)state;
     int port = start_server("8", "1");
     int silent = connect_client(port);
-    long long start = now_ms();
+    long long start = proc_now_ms();
     int chatty = connect_client(port);
 
     /* The chatty client talks every 300 ms for 1.5 s; meanwhile watch the
@@ -628,21 +547,21 @@ static void threaded_idle_client_closed_after_timeout(void **state)
     long long closed_at = -1;
     long long next_talk = start + 300;
     int talks = 0;
-    while ((talks < 5 || closed_at < 0) && now_ms() - start < 6000) {
-        if (talks < 5 && now_ms() >= next_talk) {
+    while ((talks < 5 || closed_at < 0) && proc_now_ms() - start < 6000) {
+        if (talks < 5 && proc_now_ms() >= next_talk) {
             assert_echoes(chatty, "still here\n");
             talks++;
             next_talk += 300;
             continue;
         }
-        int wait = talks < 5 ? wait_ms(next_talk) : 100;
+        int wait = talks < 5 ? proc_ms_until(next_talk) : 100;
         if (closed_at >= 0) {
             poll(NULL, 0, wait);
             continue;
         }
         struct pollfd p = {.fd = silent, .events = POLLIN};
         if (poll(&p, 1, wait) > 0) {
-            closed_at = now_ms();
+            closed_at = proc_now_ms();
             assert_closed_by_server(silent);
         }
     }
@@ -688,8 +607,8 @@ static void threaded_slow_reader_does_not_block_others(void **state)
     support_pattern(chunk, sizeof chunk, 99);
     size_t sent = 0;
     int stalled = 0;
-    long long deadline = now_ms() + 5000;
-    while (!stalled && sent < 32 * MIB && now_ms() < deadline) {
+    long long deadline = proc_now_ms() + 5000;
+    while (!stalled && sent < 32 * MIB && proc_now_ms() < deadline) {
         size_t at = sent % sizeof chunk;
         ssize_t n = netx_send(hog, chunk + at, sizeof chunk - at);
         if (n > 0) {
@@ -706,10 +625,10 @@ static void threaded_slow_reader_does_not_block_others(void **state)
         fail_msg("the hog could send only %zu bytes", sent);
     }
 
-    long long t = now_ms();
+    long long t = proc_now_ms();
     int other = connect_client(port);
     assert_echoes(other, "not stuck behind the hog\n");
-    long long took = now_ms() - t;
+    long long took = proc_now_ms() - t;
     if (took >= 2000) {
         fail_msg("a client next to the hog waited %lld ms for its echo", took);
     }
@@ -756,8 +675,8 @@ static void threaded_sigterm_wakes_blocked_sender(void **state)
     static unsigned char chunk[65536];
     size_t sent = 0;
     int stalled = 0;
-    long long deadline = now_ms() + 5000;
-    while (!stalled && sent < 32 * MIB && now_ms() < deadline) {
+    long long deadline = proc_now_ms() + 5000;
+    while (!stalled && sent < 32 * MIB && proc_now_ms() < deadline) {
         ssize_t n = netx_send(hog, chunk, sizeof chunk);
         if (n > 0) {
             sent += (size_t)n;
@@ -771,9 +690,9 @@ static void threaded_sigterm_wakes_blocked_sender(void **state)
     }
     assert_true(stalled);
 
-    long long t = now_ms();
+    long long t = proc_now_ms();
     assert_int_equal(stop_server(SIGTERM, 2000), 0);
-    long long took = now_ms() - t;
+    long long took = proc_now_ms() - t;
     if (took > 2000) {
         fail_msg("threaded_server took %lld ms to stop", took);
     }
@@ -843,9 +762,9 @@ static void check_stop_with_clients(int sig)
         fds[i] = connect_client(port);
         assert_echoes(fds[i], "before the stop\n");
     }
-    long long t = now_ms();
+    long long t = proc_now_ms();
     assert_int_equal(stop_server(sig, 2000), 0);
-    long long took = now_ms() - t;
+    long long took = proc_now_ms() - t;
     if (took > 2000) {
         fail_msg("threaded_server took %lld ms to stop", took);
     }
@@ -879,7 +798,7 @@ static void threaded_sigint_with_clients_exits_zero(void **state)
  */
 static void check_bad_usage(const char *a1, const char *a2, const char *mention)
 {
-    const char *argv[] = {path("threaded_server"), "-H", "127.0.0.1", "-p", "0", a1, a2, NULL};
+    const char *argv[] = {proc_path("threaded_server"), "-H", "127.0.0.1", "-p", "0", a1, a2, NULL};
     int status = proc_run(&client, argv, NULL, 3000);
     if (status != 2) {
         fail_msg("threaded_server %s %s: exit %d, stderr: %s", a1, a2 ? a2 : "", status,
@@ -916,7 +835,7 @@ static void threaded_bad_arguments_exit_two(void **state)
 static void threaded_help_exits_zero(void **state)
 {
     (void)state;
-    const char *argv[] = {path("threaded_server"), "-h", NULL};
+    const char *argv[] = {proc_path("threaded_server"), "-h", NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
     assert_true(strncmp(client.out_buf, "usage: threaded_server ", 23) == 0);
     assert_non_null(strstr(client.out_buf, "-n MAX"));
@@ -931,7 +850,7 @@ static void threaded_port_in_use_exits_one(void **state)
     assert_true(holder >= 0);
     char port[8];
     snprintf(port, sizeof port, "%d", netx_local_port(holder));
-    const char *argv[] = {path("threaded_server"), "-H", "127.0.0.1", "-p", port, NULL};
+    const char *argv[] = {proc_path("threaded_server"), "-H", "127.0.0.1", "-p", port, NULL};
     int status = proc_run(&client, argv, NULL, WAIT_MS);
     assert_int_equal(netx_close(holder), 0);
     assert_int_equal(status, 1);
@@ -960,5 +879,5 @@ int main(void)
         TEST(threaded_help_exits_zero),
         TEST(threaded_port_in_use_exits_one),
     };
-    return cmocka_run_group_tests_name("threaded", tests, NULL, close_leftovers);
+    return cmocka_run_group_tests_name("threaded", tests, NULL, proc_kill_leftovers);
 }

@@ -17,72 +17,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 10000 /* generous: each exchange here takes milliseconds */
 
 static struct proc server, client;
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *path(const char *name)
-{
-    static char buf[2][256];
-    static int next;
-    next = !next;
-    return proc_example(name, buf[next], sizeof buf[next]);
-}
-
-/*
- * Every program started with start() is remembered, so that one a failed
- * assertion left running is killed when the binary ends instead of living
- * on. Only a child that waitpid() still reports as ours is killed: a PID
- * that was already reaped may belong to someone else by now.
- */
-#define MAX_STARTED 128
-static pid_t started[MAX_STARTED];
-static int n_started;
-
-static void start(struct proc *p, const char *const argv[], const char *const env[], int stdin_pipe)
-{
-    assert_int_equal(proc_start(p, argv, env, stdin_pipe), 0);
-    if (n_started < MAX_STARTED) {
-        started[n_started++] = p->pid;
-    }
-}
-
-static int kill_leftovers(void **state)
-{
-    (void)state;
-    for (int i = 0; i < n_started; i++) {
-        int status;
-        if (waitpid(started[i], &status, WNOHANG) == 0) {
-            kill(started[i], SIGKILL);
-            waitpid(started[i], &status, 0);
-        }
-    }
-    n_started = 0;
-    return 0;
-}
-
-static void port_text(int port, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "%d", port);
-}
-
 /* Start udp_server (with extra environment env, or NULL) on a free port and
  * return that port. */
 static int start_udp_server(const char *const env[])
 {
-    const char *argv[] = {path("udp_server"), "-p", "0", NULL};
-    start(&server, argv, env, 0);
+    const char *argv[] = {proc_path("udp_server"), "-p", "0", NULL};
+    assert_int_equal(proc_start(&server, argv, env, 0), 0);
     int port = proc_wait_listening(&server, WAIT_MS);
     if (port <= 0) {
         fprintf(stderr, "udp_server said: %s%s\n", server.out_buf, server.err_buf);
@@ -101,14 +47,6 @@ static void stop_udp_server(int port, int quiet)
     assert_string_equal(server.out_buf, want);
     if (quiet) {
         assert_string_equal(server.err_buf, "");
-    }
-}
-
-static void skip_without(const char *cmd, const char *why)
-{
-    if (!proc_have(cmd)) {
-        fprintf(stderr, "skipped: %s is not installed, so %s\n", cmd, why);
-        skip();
     }
 }
 
@@ -174,8 +112,8 @@ static void udp_pair_arguments_echoed_exactly(void **state)
     (void)state;
     int port = start_udp_server(NULL);
     char p[8];
-    port_text(port, p, sizeof p);
-    const char *argv[] = {path("udp_client"), "-p", p, "hello", "", "world", NULL};
+    proc_port_text(port, p, sizeof p);
+    const char *argv[] = {proc_path("udp_client"), "-p", p, "hello", "", "world", NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
     assert_string_equal(client.out_buf, "hello\n\nworld\n");
     assert_string_equal(client.err_buf, "");
@@ -189,8 +127,8 @@ static void udp_client_stdin_one_datagram_per_line(void **state)
     const char *env[] = {"NETX_TRACE=1", NULL};
     int port = start_udp_server(env);
     char p[8];
-    port_text(port, p, sizeof p);
-    const char *argv[] = {path("udp_client"), "-p", p, NULL};
+    proc_port_text(port, p, sizeof p);
+    const char *argv[] = {proc_path("udp_client"), "-p", p, NULL};
     /* An empty line is an empty datagram; the last line has no '\n'. */
     assert_int_equal(proc_run(&client, argv, "one\ntwo\n\nlast", WAIT_MS), 0);
     assert_string_equal(client.out_buf, "one\ntwo\n\nlast\n");
@@ -235,10 +173,10 @@ static const char python_client[] =
 static void udp_server_python_client_echoed(void **state)
 {
     (void)state;
-    skip_without("python3", "the Python client cannot be tried");
+    proc_skip_without("python3", "the Python client cannot be tried");
     int port = start_udp_server(NULL);
     char p[8];
-    port_text(port, p, sizeof p);
+    proc_port_text(port, p, sizeof p);
     const char *argv[] = {"python3", "-c", python_client, p, NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
     assert_int_equal(client.out_len, 15);
@@ -249,7 +187,7 @@ static void udp_server_python_client_echoed(void **state)
 static void udp_server_socat_client_echoed(void **state)
 {
     (void)state;
-    skip_without("socat", "the socat client cannot be tried");
+    proc_skip_without("socat", "the socat client cannot be tried");
     int port = start_udp_server(NULL);
     char target[64];
     snprintf(target, sizeof target, "UDP:127.0.0.1:%d", port);
@@ -268,9 +206,9 @@ static void udp_client_no_server_gives_up_after_tries(void **state)
     int fd = netx_udp_bind("127.0.0.1", 0);
     assert_true(fd >= 0);
     char p[8];
-    port_text(netx_local_port(fd), p, sizeof p);
+    proc_port_text(netx_local_port(fd), p, sizeof p);
     netx_close(fd); /* now nothing is bound there */
-    const char *argv[] = {path("udp_client"), "-p", p, "-t", "100", "-r", "3", "hello", NULL};
+    const char *argv[] = {proc_path("udp_client"), "-p", p, "-t", "100", "-r", "3", "hello", NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 1);
     assert_string_equal(client.out_buf, "");
     check_gave_up("hello", 3, ": Connection refused");
@@ -283,11 +221,11 @@ static void udp_client_black_hole_times_out_each_try(void **state)
     (void)state;
     int hole = own_socket();
     char p[8];
-    port_text(netx_local_port(hole), p, sizeof p);
-    const char *argv[] = {path("udp_client"), "-p", p, "-t", "100", "-r", "3", "hello", NULL};
-    long long t0 = now_ms();
+    proc_port_text(netx_local_port(hole), p, sizeof p);
+    const char *argv[] = {proc_path("udp_client"), "-p", p, "-t", "100", "-r", "3", "hello", NULL};
+    long long t0 = proc_now_ms();
     int status = proc_run(&client, argv, NULL, WAIT_MS);
-    long long took = now_ms() - t0;
+    long long took = proc_now_ms() - t0;
     int sent = count_waiting(hole, "hello");
     netx_close(hole);
     assert_int_equal(status, 1);
@@ -305,9 +243,9 @@ static void udp_client_retries_after_lost_reply(void **state)
     (void)state;
     int peer = own_socket();
     char p[8];
-    port_text(netx_local_port(peer), p, sizeof p);
-    const char *argv[] = {path("udp_client"), "-p", p, "-t", "300", "-r", "3", "ping", NULL};
-    start(&client, argv, NULL, 0);
+    proc_port_text(netx_local_port(peer), p, sizeof p);
+    const char *argv[] = {proc_path("udp_client"), "-p", p, "-t", "300", "-r", "3", "ping", NULL};
+    assert_int_equal(proc_start(&client, argv, NULL, 0), 0);
 
     char buf[64];
     netx_addr from;
@@ -339,9 +277,9 @@ static void udp_client_skips_reply_that_is_not_the_echo(void **state)
     (void)state;
     int peer = own_socket();
     char p[8];
-    port_text(netx_local_port(peer), p, sizeof p);
-    const char *argv[] = {path("udp_client"), "-p", p, "-t", "3000", "-r", "1", "ping", NULL};
-    start(&client, argv, NULL, 0);
+    proc_port_text(netx_local_port(peer), p, sizeof p);
+    const char *argv[] = {proc_path("udp_client"), "-p", p, "-t", "3000", "-r", "1", "ping", NULL};
+    assert_int_equal(proc_start(&client, argv, NULL, 0), 0);
 
     char buf[64];
     netx_addr from;
@@ -370,10 +308,10 @@ static void udp_client_wrong_replies_do_not_extend_wait(void **state)
     (void)state;
     int peer = own_socket();
     char p[8];
-    port_text(netx_local_port(peer), p, sizeof p);
-    const char *argv[] = {path("udp_client"), "-p", p, "-t", "200", "-r", "1", "ping", NULL};
-    start(&client, argv, NULL, 0);
-    long long t0 = now_ms();
+    proc_port_text(netx_local_port(peer), p, sizeof p);
+    const char *argv[] = {proc_path("udp_client"), "-p", p, "-t", "200", "-r", "1", "ping", NULL};
+    assert_int_equal(proc_start(&client, argv, NULL, 0), 0);
+    long long t0 = proc_now_ms();
 
     char buf[64];
     netx_addr from;
@@ -388,7 +326,7 @@ static void udp_client_wrong_replies_do_not_extend_wait(void **state)
         struct pollfd w[2] = {{.fd = client.out, .events = POLLIN},
                               {.fd = client.err, .events = POLLIN}};
         if (poll(w, 2, 50) > 0) {
-            said = now_ms() - t0;
+            said = proc_now_ms() - t0;
             break;
         }
     }
@@ -480,8 +418,8 @@ static void udp_server_survives_client_gone_before_reply(void **state)
         assert_int_equal(sent, 3);
     }
     char p[8];
-    port_text(port, p, sizeof p);
-    const char *argv[] = {path("udp_client"), "-p", p, "still", "here", NULL};
+    proc_port_text(port, p, sizeof p);
+    const char *argv[] = {proc_path("udp_client"), "-p", p, "still", "here", NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
     assert_string_equal(client.out_buf, "still\nhere\n");
     stop_udp_server(port, 1);
@@ -492,9 +430,9 @@ static void udp_server_survives_client_gone_before_reply(void **state)
 static void check_stop(int sig)
 {
     start_udp_server(NULL);
-    long long t0 = now_ms();
+    long long t0 = proc_now_ms();
     assert_int_equal(proc_stop(&server, sig, WAIT_MS), 0);
-    assert_true(now_ms() - t0 < 2000);
+    assert_true(proc_now_ms() - t0 < 2000);
     assert_string_equal(server.err_buf, "");
 }
 
@@ -510,49 +448,34 @@ static void udp_server_sigint_exits_zero(void **state)
     check_stop(SIGINT);
 }
 
-/* Each bad command line: exit 2, a one-line reason, then the usage. */
-static void check_bad_usage(const char *name, const char *a1, const char *a2, const char *reason)
-{
-    const char *argv[] = {path(name), a1, a2, NULL};
-    assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 2);
-    char want[160];
-    snprintf(want, sizeof want, "%s: %s\nusage: %s ", name, reason, name);
-    if (strncmp(client.err_buf, want, strlen(want)) != 0) {
-        fprintf(stderr, "expected stderr to start with:\n%sgot:\n%s\n", want, client.err_buf);
-        fail();
-    }
-    assert_string_equal(client.out_buf, "");
-}
-
 static void udp_bad_arguments_exit_two(void **state)
 {
     (void)state;
     const char *names[] = {"udp_server", "udp_client"};
     for (int i = 0; i < 2; i++) {
-        check_bad_usage(names[i], "-p", "abc",
-                        "port \"abc\": not a number from 0 to 65535: Invalid argument");
-        check_bad_usage(names[i], "-p", "70000",
-                        "port \"70000\": not a number from 0 to 65535: Invalid argument");
-        check_bad_usage(names[i], "-p", "-1",
-                        "port \"-1\": not a number from 0 to 65535: Invalid argument");
-        check_bad_usage(names[i], "-x", NULL, "unknown option -x");
-        check_bad_usage(names[i], "-p", NULL, "option -p needs a value");
+        proc_check_common_bad_usage(&client, names[i]);
     }
-    check_bad_usage("udp_server", "extra", NULL, "unexpected argument \"extra\"");
-    check_bad_usage("udp_client", "-p", "0", "port 0: a client needs the server's port");
+    proc_check_bad_usage(&client, "udp_server", "extra", NULL, "unexpected argument \"extra\"");
+    proc_check_bad_usage(&client, "udp_client", "-p", "0",
+                         "port 0: a client needs the server's port");
 }
 
 static void udp_client_bad_timeout_and_tries_exit_two(void **state)
 {
     (void)state;
-    check_bad_usage("udp_client", "-t", "0", "-t \"0\": not a number from 1 to 3600000");
-    check_bad_usage("udp_client", "-t", "abc", "-t \"abc\": not a number from 1 to 3600000");
-    check_bad_usage("udp_client", "-t", "-5", "-t \"-5\": not a number from 1 to 3600000");
-    check_bad_usage("udp_client", "-t", "100x", "-t \"100x\": not a number from 1 to 3600000");
-    check_bad_usage("udp_client", "-r", "0", "-r \"0\": not a number from 1 to 1000");
-    check_bad_usage("udp_client", "-r", "1001", "-r \"1001\": not a number from 1 to 1000");
-    check_bad_usage("udp_client", "-t", NULL, "option -t needs a value");
-    check_bad_usage("udp_client", "-r", NULL, "option -r needs a value");
+    proc_check_bad_usage(&client, "udp_client", "-t", "0",
+                         "-t \"0\": not a number from 1 to 3600000");
+    proc_check_bad_usage(&client, "udp_client", "-t", "abc",
+                         "-t \"abc\": not a number from 1 to 3600000");
+    proc_check_bad_usage(&client, "udp_client", "-t", "-5",
+                         "-t \"-5\": not a number from 1 to 3600000");
+    proc_check_bad_usage(&client, "udp_client", "-t", "100x",
+                         "-t \"100x\": not a number from 1 to 3600000");
+    proc_check_bad_usage(&client, "udp_client", "-r", "0", "-r \"0\": not a number from 1 to 1000");
+    proc_check_bad_usage(&client, "udp_client", "-r", "1001",
+                         "-r \"1001\": not a number from 1 to 1000");
+    proc_check_bad_usage(&client, "udp_client", "-t", NULL, "option -t needs a value");
+    proc_check_bad_usage(&client, "udp_client", "-r", NULL, "option -r needs a value");
 }
 
 static void udp_help_exits_zero(void **state)
@@ -560,7 +483,7 @@ static void udp_help_exits_zero(void **state)
     (void)state;
     const char *names[] = {"udp_server", "udp_client"};
     for (int i = 0; i < 2; i++) {
-        const char *argv[] = {path(names[i]), "-h", NULL};
+        const char *argv[] = {proc_path(names[i]), "-h", NULL};
         assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
         char want[64];
         snprintf(want, sizeof want, "usage: %s ", names[i]);
@@ -590,5 +513,5 @@ int main(void)
         TEST(udp_client_bad_timeout_and_tries_exit_two),
         TEST(udp_help_exits_zero),
     };
-    return cmocka_run_group_tests_name("udp_examples", tests, NULL, kill_leftovers);
+    return cmocka_run_group_tests_name("udp_examples", tests, NULL, proc_kill_leftovers);
 }
