@@ -327,7 +327,7 @@ static double hist_quantile(const struct histogram *h, double q)
 
 struct conn {
     int fd;
-    int side;           /* which server: 0 (A) or 1 (B) */
+    int side; /* which server: 0 (A) or 1 (B) */
     long id;
     uint64_t seq;       /* number of the request in flight */
     long sent;          /* bytes of it sent so far */
@@ -529,8 +529,7 @@ static void run_pingpong(const struct options *o)
             pingpong_slice(ep, &s, sides, (s.active + 1) % nsides, o->conns, size);
         }
         if (s.draining && now - s.slice_stop > DRAIN_NS) {
-            die("%ld echoes still missing 1 s after the end of a slice",
-                sides[s.active].in_flight);
+            die("%ld echoes still missing 1 s after the end of a slice", sides[s.active].in_flight);
         }
         int n = epoll_wait(ep, events, (int)(o->conns * nsides), 10);
         if (n < 0) {
@@ -1045,8 +1044,8 @@ static void run_bulk(const struct options *o)
     printf("mode=bulk chunk=%ld seconds=%.3f", chunk, o->seconds);
     for (int k = 0; k < nsides; k++) {
         const char *suffix = nsides == 1 ? "" : (k == 0 ? "_a" : "_b");
-        printf(" bytes%s=%lld total%s=%lld mb_s%s=%.1f", suffix, bytes[k], suffix, bytes[k],
-               suffix, (double)bytes[k] / 1e6 / ((double)ns[k] / 1e9));
+        printf(" bytes%s=%lld total%s=%lld mb_s%s=%.1f", suffix, bytes[k], suffix, bytes[k], suffix,
+               (double)bytes[k] / 1e6 / ((double)ns[k] / 1e9));
     }
     printf(" errors=0\n");
     for (int k = 0; k < nsides; k++) {
@@ -1237,8 +1236,12 @@ static void run_many(const struct options *o)
 
 int main(int argc, char **argv)
 {
-    struct options o = {.host = "127.0.0.1", .conns = -1, .size = -1, .seconds = 2.0,
-                        .warmup_ms = 250, .slice_ms = 100};
+    struct options o = {.host = "127.0.0.1",
+                        .conns = -1,
+                        .size = -1,
+                        .seconds = 2.0,
+                        .warmup_ms = 250,
+                        .slice_ms = 100};
     int have_port = 0;
     int opt;
 

@@ -156,7 +156,8 @@ static long long timed(int netx, int measured, int fd, const unsigned char *out,
     memset(in, 0, size);
     long long t0 = now_ns();
     if (measured) {
-        rc = netx ? rtt_measured_netx(fd, out, in, size, k) : rtt_measured_raw(fd, out, in, size, k);
+        rc =
+            netx ? rtt_measured_netx(fd, out, in, size, k) : rtt_measured_raw(fd, out, in, size, k);
     } else {
         rc = netx ? rtt_loop_netx(fd, out, in, size, k) : rtt_loop_raw(fd, out, in, size, k);
     }

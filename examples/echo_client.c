@@ -75,8 +75,8 @@ static int echo(int fd, const char *line, size_t len)
             return -1;
         }
         if ((size_t)n < piece) {
-            fprintf(stderr, "%s: the server closed the connection after %zu of %zu bytes\n",
-                    prog, done + (size_t)n, len);
+            fprintf(stderr, "%s: the server closed the connection after %zu of %zu bytes\n", prog,
+                    done + (size_t)n, len);
             return -1;
         }
         fwrite(back, 1, piece, stdout);
@@ -123,7 +123,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         return 1;
     }
-    netx_set_nodelay(fd, 1);    /* each line goes out at once */
+    netx_set_nodelay(fd, 1);     /* each line goes out at once */
     netx_set_timeout(fd, 10000); /* and a silent server does not hang us */
 
     /* Step 4: one line out, its echo back, until there are no more. */

@@ -105,8 +105,8 @@ static int echo(int fd, const char *msg, size_t len, int timeout_ms, int tries)
                 return 0;
             }
             if (n < 0) {
-                fprintf(stderr, "%s: no reply to \"%.*s\" (try %d of %d): %s\n", prog, shown,
-                        msg, attempt, tries, netx_last_error());
+                fprintf(stderr, "%s: no reply to \"%.*s\" (try %d of %d): %s\n", prog, shown, msg,
+                        attempt, tries, netx_last_error());
                 break;
             }
         }

@@ -110,8 +110,7 @@ int netx__open_bound(const char *host, uint16_t port, int type, int backlog)
              * here. A taken port (EADDRINUSE) or a refused one (EACCES) is
              * the answer: listening quietly on [::1] instead would hide a
              * server that dialers of 127.0.0.1 still reach. */
-            if (fd < 0 && err != EAFNOSUPPORT && err != EPROTONOSUPPORT &&
-                err != EADDRNOTAVAIL) {
+            if (fd < 0 && err != EAFNOSUPPORT && err != EPROTONOSUPPORT && err != EADDRNOTAVAIL) {
                 break;
             }
         }

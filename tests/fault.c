@@ -106,8 +106,8 @@ static size_t shorten(struct fault_step s, size_t len)
 
 ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
 ssize_t __real_recvmsg(int fd, struct msghdr *msg, int flags);
-ssize_t __real_sendto(int fd, const void *buf, size_t len, int flags,
-                      const struct sockaddr *to, socklen_t tolen);
+ssize_t __real_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+                      socklen_t tolen);
 int __real_connect(int fd, const struct sockaddr *addr, socklen_t len);
 int __real_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
@@ -115,8 +115,8 @@ int __real_close(int fd);
 
 ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
 ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags);
-ssize_t __wrap_sendto(int fd, const void *buf, size_t len, int flags,
-                      const struct sockaddr *to, socklen_t tolen);
+ssize_t __wrap_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+                      socklen_t tolen);
 int __wrap_connect(int fd, const struct sockaddr *addr, socklen_t len);
 int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
@@ -153,8 +153,8 @@ ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags)
     return __real_recvmsg(fd, msg, flags);
 }
 
-ssize_t __wrap_sendto(int fd, const void *buf, size_t len, int flags,
-                      const struct sockaddr *to, socklen_t tolen)
+ssize_t __wrap_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+                      socklen_t tolen)
 {
     struct fault_step s = next_step(FAULT_SENDTO, fd);
     if (fails_now(s)) {

@@ -26,10 +26,10 @@ enum fault_call {
 };
 
 enum fault_kind {
-    FAULT_PASS,  /* call the real function unchanged */
-    FAULT_SHORT, /* transfer at most arg bytes (send/recv/sendto) */
-    FAULT_EINTR, /* fail with EINTR; for connect and close, after doing the
-                    real call, as a signal arriving mid-call does */
+    FAULT_PASS,   /* call the real function unchanged */
+    FAULT_SHORT,  /* transfer at most arg bytes (send/recv/sendto) */
+    FAULT_EINTR,  /* fail with EINTR; for connect and close, after doing the
+                     real call, as a signal arriving mid-call does */
     FAULT_EAGAIN, /* fail with EAGAIN without calling the real function */
     FAULT_ERRNO   /* fail with errno = arg without calling the real function */
 };

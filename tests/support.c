@@ -53,8 +53,8 @@ int support_teardown(void **state)
     fault_reset();
     int now = support_fd_count();
     if (now != fds_at_start) {
-        fprintf(stderr, "descriptor count changed: %d before the test, %d after\n",
-                fds_at_start, now);
+        fprintf(stderr, "descriptor count changed: %d before the test, %d after\n", fds_at_start,
+                now);
         return -1;
     }
     return 0;

@@ -327,9 +327,10 @@ static void tally_check(const struct tally *t, const struct plan *p, unsigned ki
     if (p->replay) {
         return;
     }
-    print_message("%lu scripts; steps taken: %lu SHORT, %lu EINTR, %lu EAGAIN, %lu ERRNO, %lu PASS\n",
-                  t->scripts, t->taken[FAULT_SHORT], t->taken[FAULT_EINTR], t->taken[FAULT_EAGAIN],
-                  t->taken[FAULT_ERRNO], t->taken[FAULT_PASS]);
+    print_message(
+        "%lu scripts; steps taken: %lu SHORT, %lu EINTR, %lu EAGAIN, %lu ERRNO, %lu PASS\n",
+        t->scripts, t->taken[FAULT_SHORT], t->taken[FAULT_EINTR], t->taken[FAULT_EAGAIN],
+        t->taken[FAULT_ERRNO], t->taken[FAULT_PASS]);
     assert_int_equal(t->scripts, p->n);
     for (unsigned k = 0; k <= FAULT_ERRNO; k++) {
         if ((kinds & (1u << k)) != 0 && t->taken[k] < min) {
@@ -659,8 +660,7 @@ static void check_stream(struct ctx *cx, const struct stream *st, const struct f
     }
     for (size_t i = 0; i < st->rx.bytes; i++) {
         if (st->in[i] != st->out[i]) {
-            chaos_fail(cx, __LINE__, "byte %zu of %zu differs from what was sent", i,
-                       st->rx.bytes);
+            chaos_fail(cx, __LINE__, "byte %zu of %zu differs from what was sent", i, st->rx.bytes);
         }
     }
     EXPECT(cx, tail == 0);
@@ -960,8 +960,8 @@ static size_t body_length(const unsigned char *p)
 
 /* Read every record in order and compare it with what was sent; then the
  * end of the stream, twice (a line, and an exact read). */
-static void read_records(struct reader_run *rr, const unsigned char *stream,
-                         const struct rec *recs, size_t nrecs, size_t lcap, unsigned char *scratch)
+static void read_records(struct reader_run *rr, const unsigned char *stream, const struct rec *recs,
+                         size_t nrecs, size_t lcap, unsigned char *scratch)
 {
     char line[4100];
     for (size_t i = 0; i < nrecs && rr->sd.why[0] == '\0'; i++) {
@@ -977,8 +977,7 @@ static void read_records(struct reader_run *rr, const unsigned char *stream,
                 break;
             }
             if (n != (ssize_t)rc->len || memcmp(line, want, rc->len) != 0 || line[n] != '\0') {
-                NOTE(&rr->sd, "record %zu: a %zu-byte line came back as %zd bytes", i, rc->len,
-                     n);
+                NOTE(&rr->sd, "record %zu: a %zu-byte line came back as %zd bytes", i, rc->len, n);
             }
             break;
         case REC_LONG:
@@ -994,12 +993,10 @@ static void read_records(struct reader_run *rr, const unsigned char *stream,
                 break;
             }
             if (n != (ssize_t)head || memcmp(line, want, head) != 0) {
-                NOTE(&rr->sd, "record %zu: header line of %zu bytes came back as %zd", i, head,
-                     n);
+                NOTE(&rr->sd, "record %zu: header line of %zu bytes came back as %zd", i, head, n);
                 break;
             }
-            if (rr_n(rr, scratch, rc->body) == 0 &&
-                memcmp(scratch, want + head, rc->body) != 0) {
+            if (rr_n(rr, scratch, rc->body) == 0 && memcmp(scratch, want + head, rc->body) != 0) {
                 NOTE(&rr->sd, "record %zu: the %zu-byte body differs", i, rc->body);
             }
             break;
@@ -1011,8 +1008,7 @@ static void read_records(struct reader_run *rr, const unsigned char *stream,
                 NOTE(&rr->sd, "record %zu: the length prefix differs", i);
                 break;
             }
-            if (rr_n(rr, scratch, rc->body) == 0 &&
-                memcmp(scratch, want + 4, rc->body) != 0) {
+            if (rr_n(rr, scratch, rc->body) == 0 && memcmp(scratch, want + 4, rc->body) != 0) {
                 NOTE(&rr->sd, "record %zu: the %zu-byte body differs", i, rc->body);
             }
             break;
@@ -1260,8 +1256,9 @@ static void run_udp(uint32_t seed, struct tally *ty)
                 continue;
             }
             if (n != (ssize_t)size || err != UNTOUCHED) {
-                chaos_fail(&cx, __LINE__, "datagram %u: netx_sendto returned %zd (errno %d) for %zu",
-                           i, n, err, size);
+                chaos_fail(&cx, __LINE__,
+                           "datagram %u: netx_sendto returned %zd (errno %d) for %zu", i, n, err,
+                           size);
             }
             break;
         }
@@ -1431,9 +1428,9 @@ static void run_connect(uint32_t seed, int lfd, int open_port, int closed_port)
     snprintf(what, sizeof what, "%s, %s, timeout %d, to a %s port, connect step %s",
              via_tcp ? "netx_tcp_connect" : "netx_connect",
              nonblocking ? "non-blocking" : "blocking", timeout, to_closed ? "closed" : "open",
-             n_conn == 0                         ? "none"
+             n_conn == 0                        ? "none"
              : conn_step[0].kind == FAULT_EINTR ? "EINTR"
-                                                 : "an error");
+                                                : "an error");
     ctx_init(&cx, seed, what);
 
     /* What the scripts make of it. An injected error from connect() ends
@@ -1506,8 +1503,8 @@ static void run_connect(uint32_t seed, int lfd, int open_port, int closed_port)
     } else {
         EXPECT(&cx, rc == -1);
         if (err != want_err) {
-            chaos_fail(&cx, __LINE__, "failed with errno %d (%s), want %d", err,
-                       netx_last_error(), want_err);
+            chaos_fail(&cx, __LINE__, "failed with errno %d (%s), want %d", err, netx_last_error(),
+                       want_err);
         }
         errno_text(want_err, errtext, sizeof errtext);
         snprintf(want_text, sizeof want_text, "connect to 127.0.0.1:%d", port);
@@ -1587,7 +1584,7 @@ static void run_accept(uint32_t seed, int lfd, int lport, struct tally *ty)
     int want_err = 0;
     if (terminal) {
         want_err = steps[n - 1].kind == FAULT_EAGAIN ? (nonblocking ? EAGAIN : ETIMEDOUT)
-                                                      : (int)steps[n - 1].arg;
+                                                     : (int)steps[n - 1].arg;
     } else if (!with_client) {
         want_err = EAGAIN;
     }
@@ -1630,8 +1627,8 @@ static void run_accept(uint32_t seed, int lfd, int lport, struct tally *ty)
     } else {
         EXPECT(&cx, s == -1);
         if (err != want_err) {
-            chaos_fail(&cx, __LINE__, "failed with errno %d (%s), want %d", err,
-                       netx_last_error(), want_err);
+            chaos_fail(&cx, __LINE__, "failed with errno %d (%s), want %d", err, netx_last_error(),
+                       want_err);
         }
         errno_text(want_err, errtext, sizeof errtext);
         /* EAGAIN is routine for a non-blocking listener: its sentence

@@ -112,8 +112,7 @@ static void faults_send_all_short_writes_deliver_in_order(void **state)
     int c, s;
     unsigned char out[4096], in[4096];
     const struct fault_step steps[] = {
-        {FAULT_SHORT, 1}, {FAULT_SHORT, 7}, {FAULT_SHORT, 2},
-        {FAULT_SHORT, 100}, {FAULT_SHORT, 13},
+        {FAULT_SHORT, 1}, {FAULT_SHORT, 7}, {FAULT_SHORT, 2}, {FAULT_SHORT, 100}, {FAULT_SHORT, 13},
     };
 
     tcp_pair(&c, &s);
@@ -163,7 +162,7 @@ static void faults_send_recv_all_eintr_retried_no_loss(void **state)
     int c, s;
     unsigned char out[3000], in[3000];
     const struct fault_step sends[] = {
-        {FAULT_EINTR, 0}, {FAULT_SHORT, 5}, {FAULT_EINTR, 0}, {FAULT_EINTR, 0},
+        {FAULT_EINTR, 0},  {FAULT_SHORT, 5}, {FAULT_EINTR, 0}, {FAULT_EINTR, 0},
         {FAULT_SHORT, 11}, {FAULT_EINTR, 0}, {FAULT_PASS, 0},
     };
     const struct fault_step recvs[] = {
@@ -197,7 +196,9 @@ static void faults_send_recv_eintr_never_returned(void **state)
     int c, s;
     char buf[16];
     const struct fault_step eintr3[] = {
-        {FAULT_EINTR, 0}, {FAULT_EINTR, 0}, {FAULT_EINTR, 0},
+        {FAULT_EINTR, 0},
+        {FAULT_EINTR, 0},
+        {FAULT_EINTR, 0},
     };
 
     tcp_pair(&c, &s);
@@ -307,7 +308,9 @@ static void faults_accept_eintr_and_econnaborted_skipped(void **state)
 {
     (void)state;
     const struct fault_step steps[] = {
-        {FAULT_EINTR, 0}, {FAULT_ERRNO, ECONNABORTED}, {FAULT_EINTR, 0},
+        {FAULT_EINTR, 0},
+        {FAULT_ERRNO, ECONNABORTED},
+        {FAULT_EINTR, 0},
     };
     netx_addr peer;
     int lfd = netx_tcp_listen("127.0.0.1", 0, 0);
@@ -336,7 +339,9 @@ static void faults_connect_poll_eintr_keeps_waiting(void **state)
 {
     (void)state;
     const struct fault_step eintr3[] = {
-        {FAULT_EINTR, 0}, {FAULT_EINTR, 0}, {FAULT_EINTR, 0},
+        {FAULT_EINTR, 0},
+        {FAULT_EINTR, 0},
+        {FAULT_EINTR, 0},
     };
     char text[32];
     netx_addr a;
@@ -374,8 +379,7 @@ static void faults_send_all_nonblocking_eagain_waits_then_completes(void **state
     int c, s;
     unsigned char out[4096], in[4096];
     const struct fault_step sends[] = {
-        {FAULT_EAGAIN, 0}, {FAULT_SHORT, 10}, {FAULT_EAGAIN, 0},
-        {FAULT_EAGAIN, 0}, {FAULT_PASS, 0},
+        {FAULT_EAGAIN, 0}, {FAULT_SHORT, 10}, {FAULT_EAGAIN, 0}, {FAULT_EAGAIN, 0}, {FAULT_PASS, 0},
     };
     const struct fault_step polls[] = {{FAULT_EINTR, 0}};
 
@@ -405,8 +409,7 @@ static void faults_recv_all_nonblocking_eagain_waits_then_completes(void **state
     int c, s;
     unsigned char out[4096], in[4096];
     const struct fault_step recvs[] = {
-        {FAULT_EAGAIN, 0}, {FAULT_SHORT, 3}, {FAULT_EAGAIN, 0},
-        {FAULT_SHORT, 50}, {FAULT_PASS, 0},
+        {FAULT_EAGAIN, 0}, {FAULT_SHORT, 3}, {FAULT_EAGAIN, 0}, {FAULT_SHORT, 50}, {FAULT_PASS, 0},
     };
 
     tcp_pair(&c, &s);
@@ -474,7 +477,7 @@ static void faults_send_all_econnreset_reports_transferred(void **state)
     int c, s;
     unsigned char out[1000], in[1000];
     const struct fault_step steps[] = {
-        {FAULT_SHORT, 1}, {FAULT_SHORT, 7}, {FAULT_EINTR, 0},
+        {FAULT_SHORT, 1},  {FAULT_SHORT, 7},          {FAULT_EINTR, 0},
         {FAULT_SHORT, 20}, {FAULT_ERRNO, ECONNRESET},
     };
 
@@ -502,7 +505,10 @@ static void faults_recv_all_econnreset_reports_transferred(void **state)
     int c, s;
     unsigned char out[1000], in[1000];
     const struct fault_step steps[] = {
-        {FAULT_SHORT, 10}, {FAULT_EINTR, 0}, {FAULT_SHORT, 15}, {FAULT_ERRNO, ECONNRESET},
+        {FAULT_SHORT, 10},
+        {FAULT_EINTR, 0},
+        {FAULT_SHORT, 15},
+        {FAULT_ERRNO, ECONNRESET},
     };
 
     tcp_pair(&c, &s);
@@ -531,7 +537,10 @@ static void faults_read_n_econnreset_keeps_received_bytes(void **state)
      * enough to go straight into the caller's buffer, the third goes
      * through the reader's storage, then the connection is reset. */
     const struct fault_step steps[] = {
-        {FAULT_SHORT, 30}, {FAULT_SHORT, 10}, {FAULT_SHORT, 5}, {FAULT_ERRNO, ECONNRESET},
+        {FAULT_SHORT, 30},
+        {FAULT_SHORT, 10},
+        {FAULT_SHORT, 5},
+        {FAULT_ERRNO, ECONNRESET},
     };
 
     tcp_pair(&c, &s);
@@ -687,8 +696,7 @@ static void assert_untouched(const char *what, const char *text)
         fail_msg("%s succeeded but left errno %d (%s)", what, err, strerror(err));
     }
     if (netx_last_errno() != EBADF || strcmp(netx_last_error(), text) != 0) {
-        fail_msg("%s succeeded but rewrote the error record: \"%s\"", what,
-                 netx_last_error());
+        fail_msg("%s succeeded but rewrote the error record: \"%s\"", what, netx_last_error());
     }
 }
 
@@ -798,8 +806,8 @@ static void faults_sendto_recvfrom_eintr_retried(void **state)
 
 /* Random scripts --------------------------------------------------------- */
 
-#define RANDOM_ROUNDS 20
-#define RANDOM_BYTES (256u * 1024u)
+#define RANDOM_ROUNDS    20
+#define RANDOM_BYTES     (256u * 1024u)
 #define RANDOM_MAX_STEPS 4096 /* what fault.c holds */
 
 /* xorshift32: small, and the same sequence on every machine, so a failing
@@ -931,8 +939,8 @@ static void faults_random_scripts_deliver_every_byte_once(void **state)
             fail_msg("round %u: the bytes differ from what was sent", round);
         }
         if (send_taken < send_min || recv_taken < recv_min) {
-            fail_msg("round %u: only %zu of %zu send steps and %zu of %zu recv steps taken",
-                     round, send_taken, send_min, recv_taken, recv_min);
+            fail_msg("round %u: only %zu of %zu send steps and %zu of %zu recv steps taken", round,
+                     send_taken, send_min, recv_taken, recv_min);
         }
 
         /* Exactly once: after the whole buffer, the stream ends. */

@@ -101,8 +101,10 @@ static void hello_client_refused_exits_one(void **state)
     const char *argv[] = {proc_path("hello_client"), "-p", port, NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 1);
     char want[128];
-    snprintf(want, sizeof want, "hello_client: connect to localhost:%s (127.0.0.1): "
-                                "Connection refused\n", port);
+    snprintf(want, sizeof want,
+             "hello_client: connect to localhost:%s (127.0.0.1): "
+             "Connection refused\n",
+             port);
     assert_string_equal(client.err_buf, want);
 }
 
@@ -148,8 +150,8 @@ static void hello_trace_shows_each_step(void **state)
     assert_int_equal(proc_start(&client, argv, env, 0), 0);
     assert_int_equal(proc_finish(&client, WAIT_MS), 0);
     assert_int_equal(proc_finish(&server, WAIT_MS), 0);
-    const char *steps[] = {"netx: socket(AF_INET, SOCK_STREAM) = ", "netx: connect(",
-                           "netx: recv(", "netx: send(", "netx: close("};
+    const char *steps[] = {"netx: socket(AF_INET, SOCK_STREAM) = ", "netx: connect(", "netx: recv(",
+                           "netx: send(", "netx: close("};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         assert_non_null(strstr(client.err_buf, steps[i]));
     }

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define WAIT_MS 10000 /* for a program to start or end: generous, for ASan */
-#define IO_MS 5000    /* the longest one send or recv of a test may block */
+#define IO_MS   5000  /* the longest one send or recv of a test may block */
 
 static struct proc server, client;
 
@@ -281,8 +281,8 @@ static void run_flows(struct flow *f, int count, int timeout_ms)
             if (p[j].revents & (POLLIN | POLLHUP | POLLERR)) {
                 ssize_t n = netx_recv(c->fd, c->in + c->got, c->len - c->got);
                 if (n == 0) {
-                    fail_msg("client %d: the stream ended after %zu of %zu bytes", owner[j],
-                             c->got, c->len);
+                    fail_msg("client %d: the stream ended after %zu of %zu bytes", owner[j], c->got,
+                             c->len);
                 }
                 if (n < 0 && errno != EAGAIN) {
                     fail_msg("client %d: %s", owner[j], netx_last_error());
@@ -297,8 +297,7 @@ static void run_flows(struct flow *f, int count, int timeout_ms)
         }
     }
     if (done < count) {
-        fail_msg("only %d of %d clients had their whole echo after %d ms", done, count,
-                 timeout_ms);
+        fail_msg("only %d of %d clients had their whole echo after %d ms", done, count, timeout_ms);
     }
 }
 
@@ -487,7 +486,7 @@ static void poll_nc_client_echoed_exactly(void **state)
  * A client that sends and never reads
  * ------------------------------------------------------------------------ */
 
-#define MIB (1024 * 1024)
+#define MIB     (1024 * 1024)
 #define HOG_MAX (64 * MIB)
 
 /* The hog's stream: this 64 KiB pattern over and over, so its echo can be
@@ -649,7 +648,7 @@ static void poll_sigterm_with_pending_output_exits_zero(void **state)
  * The cap on clients (-n)
  * ------------------------------------------------------------------------ */
 
-#define CAP 5
+#define CAP   5
 #define CROWD 8
 
 static void poll_cap_extra_clients_busy(void **state)
@@ -962,8 +961,8 @@ static void poll_port_in_use_exits_one(void **state)
     /* -n 100: with the default 10000 clients, a hard RLIMIT_NOFILE below
      * 10016 makes poll_server warn about it on stderr before it even binds,
      * and this case is about the failure's own message. */
-    const char *argv[] = {proc_path("poll_server"), "-H", "127.0.0.1", "-p", port, "-n", "100",
-                          NULL};
+    const char *argv[] = {
+        proc_path("poll_server"), "-H", "127.0.0.1", "-p", port, "-n", "100", NULL};
     int status = proc_run(&client, argv, NULL, WAIT_MS);
     assert_int_equal(netx_close(holder), 0);
     assert_int_equal(status, 1);

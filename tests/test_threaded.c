@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define WAIT_MS 10000 /* for a program to start or end: generous, for ASan */
-#define IO_MS 5000    /* the longest one send or recv of a test may block */
+#define IO_MS   5000  /* the longest one send or recv of a test may block */
 
 static struct proc server, client;
 
@@ -64,8 +64,7 @@ static int stop_server(int sig, int timeout_ms)
 {
     int status = proc_stop(&server, sig, timeout_ms);
     if (status != 0) {
-        fprintf(stderr, "threaded_server ended with %d; its stderr:\n%s\n", status,
-                server.err_buf);
+        fprintf(stderr, "threaded_server ended with %d; its stderr:\n%s\n", status, server.err_buf);
     }
     return status;
 }
@@ -222,8 +221,8 @@ static void run_flows(struct flow *f, int count, int timeout_ms)
             if (p[j].revents & (POLLIN | POLLHUP | POLLERR)) {
                 ssize_t n = netx_recv(c->fd, c->in + c->got, c->len - c->got);
                 if (n == 0) {
-                    fail_msg("client %d: the stream ended after %zu of %zu bytes", owner[j],
-                             c->got, c->len);
+                    fail_msg("client %d: the stream ended after %zu of %zu bytes", owner[j], c->got,
+                             c->len);
                 }
                 if (n < 0 && errno != EAGAIN) {
                     fail_msg("client %d: %s", owner[j], netx_last_error());
@@ -437,8 +436,8 @@ static void threaded_cap_third_client_busy(void **state)
     assert_non_null(strstr(server.err_buf, "the server is busy (limit: 2 clients)"));
 }
 
-#define CAP 8
-#define CROWD 40
+#define CAP          8
+#define CROWD        40
 #define THREAD_SLACK 2 /* a sanitizer's helper thread, say */
 
 static void sample_threads(int *most)

@@ -318,20 +318,13 @@ static void udp_localhost_bind_and_connect_meet(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TEST(udp_connected_echo_roundtrip),
-        TEST(udp_recvfrom_reports_sender_port),
-        TEST(udp_sendto_null_uses_connected_peer),
-        TEST(udp_roundtrip_ipv6_succeeds),
-        TEST(udp_recv_truncated_emsgsize),
-        TEST(udp_recvfrom_truncated_emsgsize_fills_from),
-        TEST(udp_truncated_rest_is_discarded),
-        TEST(udp_empty_datagram_returns_0),
-        TEST(udp_datagrams_arrive_whole),
-        TEST(udp_connected_no_listener_econnrefused),
-        TEST(udp_recv_timeout_etimedout),
-        TEST(udp_connect_null_host_einval),
-        TEST(udp_connect_port_0_einval),
-        TEST(udp_localhost_bind_and_connect_meet),
+        TEST(udp_connected_echo_roundtrip),        TEST(udp_recvfrom_reports_sender_port),
+        TEST(udp_sendto_null_uses_connected_peer), TEST(udp_roundtrip_ipv6_succeeds),
+        TEST(udp_recv_truncated_emsgsize),         TEST(udp_recvfrom_truncated_emsgsize_fills_from),
+        TEST(udp_truncated_rest_is_discarded),     TEST(udp_empty_datagram_returns_0),
+        TEST(udp_datagrams_arrive_whole),          TEST(udp_connected_no_listener_econnrefused),
+        TEST(udp_recv_timeout_etimedout),          TEST(udp_connect_null_host_einval),
+        TEST(udp_connect_port_0_einval),           TEST(udp_localhost_bind_and_connect_meet),
     };
     return cmocka_run_group_tests_name("udp", tests, NULL, NULL);
 }
