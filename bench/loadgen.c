@@ -468,18 +468,22 @@ static void pingpong_slice(int ep, struct schedule *s, struct side *sides, int k
     sides[k].in_flight = conns;
 }
 
-static void run_pingpong(const struct options *o)
+/*
+ * Open o->conns connections to each of the nsides servers (ports[k]): TCP
+ * connections, or connected UDP sockets when udp is set. Each gets its
+ * buffers and is registered with the epoll set ep. Returns the epoll set.
+ */
+static int open_sides(const struct options *o, const uint16_t ports[2], int nsides,
+                      struct side sides[2], int udp)
 {
-    uint16_t ports[2] = {o->port, o->port_b};
-    int nsides = o->port_b != 0 ? 2 : 1;
-    long size = o->size;
-    struct side sides[2];
-    struct epoll_event *events = calloc((size_t)(o->conns * nsides), sizeof *events);
+    /* For UDP, one byte more than a request: a longer datagram shows up as
+     * a length mismatch instead of being cut to size. */
+    size_t bufsize = (size_t)o->size + (udp ? 1 : 0);
 
-    memset(sides, 0, sizeof sides);
+    memset(sides, 0, 2 * sizeof *sides);
     raise_fd_limit(o->conns * nsides + 16);
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0 || events == NULL) {
+    if (ep < 0) {
         die("epoll_create1: %s", strerror(errno));
     }
     for (int k = 0; k < nsides; k++) {
@@ -495,10 +499,17 @@ static void run_pingpong(const struct options *o)
             c->side = k;
             c->id = i;
             c->idle = 1;
-            c->fd = tcp_connect(&ss, sslen);
-            set_nonblocking(c->fd);
-            c->out = malloc((size_t)size);
-            c->in = malloc((size_t)size);
+            if (udp) {
+                c->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&ss, sslen) != 0) {
+                    die("udp socket: %s", strerror(errno));
+                }
+            } else {
+                c->fd = tcp_connect(&ss, sslen);
+                set_nonblocking(c->fd);
+            }
+            c->out = malloc(bufsize);
+            c->in = malloc(bufsize);
             if (c->out == NULL || c->in == NULL) {
                 die("out of memory");
             }
@@ -508,7 +519,21 @@ static void run_pingpong(const struct options *o)
             }
         }
     }
+    return ep;
+}
 
+static void run_pingpong(const struct options *o)
+{
+    uint16_t ports[2] = {o->port, o->port_b};
+    int nsides = o->port_b != 0 ? 2 : 1;
+    long size = o->size;
+    struct side sides[2];
+    struct epoll_event *events = calloc((size_t)(o->conns * nsides), sizeof *events);
+
+    if (events == NULL) {
+        die("out of memory");
+    }
+    int ep = open_sides(o, ports, nsides, sides, 0);
     long long t0 = now_ns();
     struct schedule s = {.nsides = nsides, .slice_ns = slice_length(o)};
     s.measure_from = t0 + o->warmup_ms * 1000000LL;
@@ -667,43 +692,10 @@ static void run_udp(const struct options *o)
     struct side sides[2];
     struct epoll_event *events = calloc((size_t)(o->conns * nsides), sizeof *events);
 
-    memset(sides, 0, sizeof sides);
-    raise_fd_limit(o->conns * nsides + 16);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0 || events == NULL) {
-        die("epoll_create1: %s", strerror(errno));
+    if (events == NULL) {
+        die("out of memory");
     }
-    for (int k = 0; k < nsides; k++) {
-        struct sockaddr_storage ss;
-        socklen_t sslen = server_addr_port(o, ports[k], &ss);
-        sides[k].conns = calloc((size_t)o->conns, sizeof *sides[k].conns);
-        if (sides[k].conns == NULL) {
-            die("out of memory");
-        }
-        hist_init(&sides[k].h);
-        for (long i = 0; i < o->conns; i++) {
-            struct conn *c = &sides[k].conns[i];
-            c->side = k;
-            c->id = i;
-            c->idle = 1;
-            c->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-            if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&ss, sslen) != 0) {
-                die("udp socket: %s", strerror(errno));
-            }
-            /* One byte more than a request: a longer datagram shows up as
-             * a length mismatch instead of being cut to size. */
-            c->out = malloc((size_t)size + 1);
-            c->in = malloc((size_t)size + 1);
-            if (c->out == NULL || c->in == NULL) {
-                die("out of memory");
-            }
-            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-            if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-                die("epoll_ctl: %s", strerror(errno));
-            }
-        }
-    }
-
+    int ep = open_sides(o, ports, nsides, sides, 1);
     long long t0 = now_ns();
     struct schedule s = {.nsides = nsides, .slice_ns = slice_length(o)};
     s.measure_from = t0 + o->warmup_ms * 1000000LL;
