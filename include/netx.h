@@ -747,6 +747,125 @@ NETX_API ssize_t netx_sendto(int fd, const void *buf, size_t len, const netx_add
 NETX_API ssize_t netx_recvfrom(int fd, void *buf, size_t cap, netx_addr *from);
 
 /* ------------------------------------------------------------------------
+ * Stopping: Ctrl-C and the blocking calls
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_stop_on - let signo (SIGINT for Ctrl-C, SIGTERM from kill or a
+ * service manager) stop every blocking libnetx call in the process.
+ *
+ * libnetx retries a call that a signal interrupts (EINTR), so a handler that
+ * only sets a flag cannot get a program out of a netx_accept() waiting for a
+ * client. After netx_stop_on(SIGINT), it can: when SIGINT arrives, every
+ * libnetx call that is waiting - in any thread - gives up within a few
+ * milliseconds with -1, errno ECANCELED and a sentence that names the step
+ * and the signal: "accept on 127.0.0.1:12345 (fd 3): stopped by SIGINT".
+ * That covers netx_accept(), netx_connect(), netx_tcp_connect(), send and
+ * receive and their _all forms, netx_read_line() and netx_read_n(), UDP,
+ * netx_close_graceful(), and calls with or without a timeout. A call that
+ * need not wait (data is there, the socket has room) still succeeds.
+ *
+ * There is no race: a signal that arrives just before a call starts to wait
+ * still ends that wait. A stoppable program takes two lines:
+ *
+ *   netx_stop_on(SIGINT);
+ *   netx_stop_on(SIGTERM);
+ *   while (!netx_stopping()) {
+ *       int client = netx_accept(server, NULL);  // -1, ECANCELED on Ctrl-C
+ *       ...
+ *   }
+ *
+ * How a stop goes, process-wide:
+ *   1. The first stop signal cancels every wait, and every later one, until
+ *      the program calls netx_stop_drain(). A program that just exits never
+ *      calls it.
+ *   2. netx_stop_drain(grace_ms) lets a server finish what it owes: waits
+ *      work again, but none lasts past the grace period.
+ *   3. A second stop signal, or the end of the grace period, cancels every
+ *      wait again, for good.
+ *
+ * This is the one place libnetx changes a signal's disposition, and only
+ * when asked: it installs its own handler for signo (without SA_RESTART, so
+ * the waits really end), replacing any handler the program had. Resolving a
+ * name (getaddrinfo(3)) cannot be cancelled; it ends when the resolver's own
+ * timeout does.
+ *
+ * COST
+ *   Before netx_stop_on(), none beyond one load of a process-wide flag per
+ *   call: calls make the same system calls as without it. After it, a send
+ *   or receive on a blocking socket that has to wait does so in poll(2),
+ *   where the stop can reach it: three more system calls per wait (fcntl,
+ *   getsockopt for the socket's timeout, poll). A call that need not wait
+ *   costs what it did. netx_accept() on a blocking listener adds fcntl,
+ *   getsockopt and poll to every call.
+ *
+ *   One case cannot be reached: several threads blocked in netx_accept() on
+ *   one blocking listener, when poll() says a client is waiting and another
+ *   thread takes it first; the thread then waits in accept(2) for the next
+ *   client. Give such a listener netx_set_nonblocking() and wait with
+ *   netx_stop_fd() in your own poll().
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set.
+ *
+ * ERRORS
+ *   EINVAL  signo is not a signal a program can catch (SIGKILL, SIGSTOP, or
+ *           not a signal at all).
+ *   EMFILE, ENFILE  no descriptors left for the two pipes the stop uses
+ *           (made once, close-on-exec, numbered 3 or above).
+ *
+ * THREAD SAFETY
+ *   Safe from any thread; the stop is the process's. The signal may land in
+ *   any thread.
+ */
+NETX_API int netx_stop_on(int signo);
+
+/*
+ * netx_stopping - 1 once a stop signal (see netx_stop_on()) has arrived,
+ * else 0. It stays 1 while the program drains.
+ */
+NETX_API int netx_stopping(void);
+
+/*
+ * netx_stop_drain - after the first stop signal, let the program finish
+ * what it owes before it exits.
+ *
+ * A server that stops accepting may still owe its clients the replies to
+ * what they sent. Call this when you see the first ECANCELED (or
+ * netx_stopping() turns 1): waits work again, until grace_ms milliseconds
+ * from the first call have passed or a second stop signal arrives. Then
+ * every wait fails with ECANCELED again, for good. Any thread may call it,
+ * as often as it likes: the first call sets the deadline, later ones return
+ * 0 and change nothing - so a thread whose wait was cancelled can simply
+ * call it and carry on when it returns 0.
+ *
+ *   grace_ms  the most time the drain may take; 0 or less: no limit of its
+ *             own (a second signal still ends it).
+ *
+ * RETURN VALUE
+ *   0 while draining: carry on, and retry the call that was cancelled.
+ *   -1 with errno set otherwise.
+ *
+ * ERRORS
+ *   ECANCELED  a second stop signal arrived, or the grace period is over:
+ *              stop now.
+ *   EINVAL     no stop signal has arrived yet.
+ */
+NETX_API int netx_stop_drain(int grace_ms);
+
+/*
+ * netx_stop_fd - a descriptor that turns readable when a stop signal
+ * arrives, for programs that wait in poll(2) themselves: add it to your
+ * pollfd array (POLLIN), and when it is readable, netx_stopping() is 1.
+ * Never read from it or close it. After netx_stop_drain() the descriptor to
+ * watch changes (it then turns readable at the second signal), so ask again.
+ *
+ * RETURN VALUE
+ *   The descriptor, or -1 with errno EINVAL before netx_stop_on().
+ */
+NETX_API int netx_stop_fd(void);
+
+/* ------------------------------------------------------------------------
  * Errors
  * ------------------------------------------------------------------------ */
 

@@ -13,11 +13,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -87,6 +89,21 @@ void netx__address_only(const netx_addr *a, char *buf, size_t cap)
     }
 }
 
+/* EMFILE or ENFILE if this process cannot open one more descriptor, else
+ * 0: asked after the resolver failed, to tell that apart from a name that
+ * does not exist. */
+static int out_of_descriptors(void)
+{
+    int saved = errno;
+    int fd = open("/", O_RDONLY | O_CLOEXEC);
+    int err = fd < 0 && (errno == EMFILE || errno == ENFILE) ? errno : 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    errno = saved;
+    return err;
+}
+
 int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out, int max)
 {
     char service[8];
@@ -111,15 +128,25 @@ int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
     int saved = errno; /* the resolver may set errno even when it succeeds */
     int gai = getaddrinfo(name, service, &hints, &list);
     if (gai != 0) {
-        netx__fail_gai(gai, errno, host != NULL ? host : "(any)");
+        int sys_err = errno;
+        int no_fds = gai != EAI_SYSTEM ? out_of_descriptors() : 0;
+        if (no_fds != 0) {
+            /* glibc's resolver needs descriptors (/etc/hosts, a socket to
+             * the DNS server); without any it says "Name or service not
+             * known", which sends people hunting for a typo. */
+            gai = EAI_SYSTEM;
+            sys_err = no_fds;
+        }
+        netx__fail_gai(gai, sys_err, host != NULL ? host : "(any)");
         FILE *t = netx__tracing();
         if (t != NULL) {
-            /* The resolver's own words: the sentence after "resolve HOST: ". */
-            const char *shown = host != NULL ? host : "(any)";
-            const char *sentence = netx_last_error();
-            size_t skip = strlen("resolve ") + strlen(shown) + 2;
-            netx__trace_text(t, "resolve(%s) = -1 (%s)", shown,
-                             strlen(sentence) > skip ? sentence + skip : sentence);
+            char cause[128];
+            if (gai == EAI_SYSTEM) {
+                netx__strerror(errno, cause, sizeof cause);
+            } else {
+                snprintf(cause, sizeof cause, "%s", gai_strerror(gai));
+            }
+            netx__trace_text(t, "resolve(%s) = -1 (%s)", host != NULL ? host : "(any)", cause);
         }
         return -1;
     }
@@ -210,10 +237,15 @@ static int parse_decimal(const char *s, unsigned long max, unsigned long *out)
     return 0;
 }
 
-/* A decimal port, 0 to 65535, digits only. Returns -1 if it is not one. */
+/* A decimal port, 0 to 65535: one to five digits, nothing else ("00080" is
+ * 80; "000000080" is refused, as no one types it). Returns -1 if it is not
+ * one. */
 static long parse_port(const char *s)
 {
     unsigned long v;
+    if (strlen(s) > 5) {
+        return -1;
+    }
     return parse_decimal(s, 65535, &v) == 0 ? (long)v : -1;
 }
 

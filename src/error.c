@@ -30,24 +30,95 @@ void netx__record_restore(const struct netx__record *in)
     record = *in;
 }
 
-/* strerror() may use a shared buffer; the XSI strerror_r() does not. */
-static void cause_text(int err, char *buf, size_t cap)
+/*
+ * strerror() may use a shared buffer; strerror_r() does not, but it comes
+ * in two kinds. POSIX's (XSI) returns an int and fills buf. glibc's, which
+ * a program gets as soon as it defines _GNU_SOURCE (in its own CFLAGS, say),
+ * returns a char * that may or may not point into buf. _Generic picks the
+ * right way to read the answer from the type strerror_r() has here, so the
+ * code is right under either, whatever the feature macros.
+ */
+static const char *xsi_answer(int rc, char *buf)
 {
-    if (strerror_r(err, buf, cap) != 0) {
+    return rc == 0 ? buf : NULL;
+}
+
+static const char *gnu_answer(const char *text, char *buf)
+{
+    (void)buf;
+    return text;
+}
+
+#define NETX__STRERROR_ANSWER(err, buf, cap)                                                     \
+    _Generic(strerror_r((err), (buf), (cap)), int: xsi_answer, default: gnu_answer)(             \
+        strerror_r((err), (buf), (cap)), (buf))
+
+void netx__strerror(int err, char *buf, size_t cap)
+{
+    const char *text = NETX__STRERROR_ANSWER(err, buf, cap);
+    if (text == NULL || text[0] == '\0') {
         snprintf(buf, cap, "error %d", err);
+    } else if (text != buf) {
+        snprintf(buf, cap, "%s", text);
     }
+}
+
+size_t netx__escape(char *dst, size_t cap, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t used = 0;
+
+    if (cap == 0) {
+        return 0;
+    }
+    for (; *src != '\0'; src++) {
+        unsigned char c = (unsigned char)*src;
+        char esc[5];
+        size_t n = 0;
+        if (c == '\n' || c == '\r' || c == '\t') {
+            esc[n++] = '\\';
+            esc[n++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            esc[n++] = '\\';
+            esc[n++] = 'x';
+            esc[n++] = hex[c >> 4];
+            esc[n++] = hex[c & 0xf];
+        } else {
+            esc[n++] = (char)c;
+        }
+        if (used + n >= cap) {
+            break; /* cut at a whole character, never half an escape */
+        }
+        memcpy(dst + used, esc, n);
+        used += n;
+    }
+    dst[used] = '\0';
+    return used;
+}
+
+void netx__cause(int err, char *buf, size_t cap)
+{
+    /* ECANCELED comes from a stop signal: say which (stop.c). */
+    if (err == ECANCELED && netx__stop_cause(buf, cap)) {
+        return;
+    }
+    netx__strerror(err, buf, cap);
 }
 
 int netx__fail(int err, const char *fmt, ...)
 {
+    char raw[256];
     char what[256];
     char cause[128];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    cause_text(err, cause, sizeof cause);
+    /* The sentence quotes what callers passed in (a host name, a port as
+     * typed): a newline there must not start a second, forged line. */
+    netx__escape(what, sizeof what, raw);
+    netx__cause(err, cause, sizeof cause);
 
     record.err = err;
     record.gai = 0;
@@ -61,16 +132,18 @@ int netx__fail_gai(int gai, int sys_err, const char *host)
 {
     int err = netx__gai_errno(gai, sys_err);
     char cause[128];
+    char name[256];
 
     if (gai == EAI_SYSTEM) {
-        cause_text(err, cause, sizeof cause);
+        netx__strerror(err, cause, sizeof cause);
     } else {
         snprintf(cause, sizeof cause, "%s", gai_strerror(gai));
     }
+    netx__escape(name, sizeof name, host);
     record.err = err;
     record.gai = gai;
     record.transferred = 0;
-    snprintf(record.text, sizeof record.text, "resolve %s: %s", host, cause);
+    snprintf(record.text, sizeof record.text, "resolve %s: %s", name, cause);
     errno = err;
     return -1;
 }

@@ -53,6 +53,20 @@ int netx__fail(int err, const char *fmt, ...) NETX__PRINTF(2, 3);
  */
 int netx__fail_gai(int gai, int sys_err, const char *host);
 
+/* strerror(err) into buf, whichever strerror_r() the C library declares
+ * (POSIX's or glibc's). */
+void netx__strerror(int err, char *buf, size_t cap);
+
+/* The cause at the end of a sentence: strerror(err), or for ECANCELED the
+ * stop signal that caused it ("stopped by SIGINT"). */
+void netx__cause(int err, char *buf, size_t cap);
+
+/* Copy src into dst (cap bytes, NUL included) with every control character
+ * escaped ("\n", "\x1b"), so that text from outside - a host name, a port
+ * as typed - cannot break a sentence or a trace line in two. Cut at a whole
+ * character when dst is too small. Returns the length written. */
+size_t netx__escape(char *dst, size_t cap, const char *src);
+
 /* Set how many bytes moved before the failure just recorded. */
 void netx__set_transferred(size_t n);
 
@@ -100,6 +114,35 @@ void netx__trace_text(FILE *out, const char *fmt, ...) NETX__PRINTF(2, 3);
 const char *netx__family_name(int family);
 const char *netx__type_name(int type);
 
+/* stop.c ----------------------------------------------------------------- */
+
+struct pollfd;
+
+/* 0 while no stop is armed, else MSG_DONTWAIT: or-ed into the flags of
+ * every send and receive, so a call that would block returns and waits in
+ * netx__poll() instead, where a stop reaches it. */
+extern _Atomic int netx__stop_flags;
+
+/*
+ * poll() fds[0..n-1] until deadline (netx__now_ms() time; -1: none), also
+ * watching the stop pipe in fds[n] when a stop is armed: the caller's array
+ * must have n + 1 elements. Returns the number ready, 0 at the deadline, or
+ * -1 with errno set: ECANCELED when a stop signal ends the wait (or the
+ * grace period of a drain is over), else poll's own. Retries EINTR with the
+ * same deadline. Does not record an error.
+ */
+int netx__poll(struct pollfd *fds, int n, long long deadline);
+
+/* For a sentence: "stopped by SIGINT" into buf, 1; 0 if no stop came. */
+int netx__stop_cause(char *buf, size_t cap);
+
+/* "SIGINT" for the common signals, else NULL. */
+const char *netx__signal_name(int signo);
+
+/* Back to RUNNING, with the pipes emptied: for the tests only, which need
+ * many stops in one process. */
+void netx__stop_reset(void);
+
 /* socket.c --------------------------------------------------------------- */
 
 /* Make fd close-on-exec and SIGPIPE-free where the system needs a separate
@@ -114,6 +157,10 @@ long long netx__now_ms(void);
 int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms);
 
 /* io.c ------------------------------------------------------------------- */
+
+/* The receive (SO_RCVTIMEO) or send (SO_SNDTIMEO) timeout set on fd, in
+ * milliseconds; -1 if none. */
+int netx__socket_timeout_ms(int fd, int name);
 
 /* If a blocking socket says EAGAIN, its timeout expired: ETIMEDOUT. */
 int netx__timeout_errno(int fd, int err);

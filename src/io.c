@@ -32,8 +32,7 @@ int netx__timeout_errno(int fd, int err)
     return err;
 }
 
-/* The receive or send timeout set on fd, in milliseconds; -1 if none. */
-static int socket_timeout_ms(int fd, int name)
+int netx__socket_timeout_ms(int fd, int name)
 {
     struct timeval tv;
     socklen_t len = sizeof tv;
@@ -48,29 +47,38 @@ static int socket_timeout_ms(int fd, int name)
 
 int netx__wait_ready(int fd, short events)
 {
-    int timeout_ms = socket_timeout_ms(fd, events == POLLOUT ? SO_SNDTIMEO : SO_RCVTIMEO);
+    int timeout_ms = netx__socket_timeout_ms(fd, events == POLLOUT ? SO_SNDTIMEO : SO_RCVTIMEO);
     long long deadline = timeout_ms >= 0 ? netx__now_ms() + timeout_ms : -1;
+    struct pollfd p[2] = {{.fd = fd, .events = events, .revents = 0}};
 
-    for (;;) {
-        int wait_ms = -1;
-        if (deadline >= 0) {
-            long long left = deadline - netx__now_ms();
-            wait_ms = left > 0 ? (int)left : 0;
-        }
-        struct pollfd p = {.fd = fd, .events = events, .revents = 0};
-        int n = poll(&p, 1, wait_ms);
-        if (n > 0) {
-            /* Readable, writable, or an error the next call will report. */
-            return 0;
-        }
-        if (n == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (errno != EINTR) {
-            return -1;
-        }
+    /* Readable, writable, or an error the next call will report; or a stop
+     * signal (ECANCELED). */
+    int n = netx__poll(p, 1, deadline);
+    if (n > 0) {
+        return 0;
     }
+    if (n == 0) {
+        errno = ETIMEDOUT;
+    }
+    return -1;
+}
+
+/*
+ * After a send or receive failed with err: 1 if the library should wait for
+ * the socket and try again. A signal interrupted it (EINTR), or - while a
+ * stop is armed - our own MSG_DONTWAIT (dontwait) made a blocking socket say
+ * EAGAIN instead of waiting in the kernel, where no stop could reach it.
+ */
+static int must_wait(int fd, int err, int dontwait)
+{
+    if (err == EINTR) {
+        return 1;
+    }
+    if (dontwait == 0 || (err != EAGAIN && err != EWOULDBLOCK)) {
+        return 0;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    return flags >= 0 && (flags & O_NONBLOCK) == 0;
 }
 
 /* The rare paths of a send: failure, or tracing on. Kept out of line so the
@@ -115,32 +123,36 @@ static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len, const 
     return netx__fail(err, "send to %s", where);
 }
 
-/* The system call itself: send, or sendto when there is an address. */
-static ssize_t raw_send(int fd, const void *buf, size_t len, const netx_addr *to)
+/* The system call itself: send, or sendto when there is an address.
+ * dontwait is netx__stop_flags as the caller read it. */
+static ssize_t raw_send(int fd, const void *buf, size_t len, const netx_addr *to, int dontwait)
 {
     if (to != NULL) {
-        return sendto(fd, buf, len, NETX__SEND_FLAGS, (const struct sockaddr *)&to->ss, to->len);
+        return sendto(fd, buf, len, NETX__SEND_FLAGS | dontwait, (const struct sockaddr *)&to->ss,
+                      to->len);
     }
     /* MSG_NOSIGNAL: a closed peer gives EPIPE, not a fatal SIGPIPE. */
-    return send(fd, buf, len, NETX__SEND_FLAGS);
+    return send(fd, buf, len, NETX__SEND_FLAGS | dontwait);
 }
 
 /*
- * Everything after the first send: n is what it returned. Retries EINTR,
- * restores the caller's errno (saved) on success, and leaves failures and
- * tracing to sent_slow().
+ * Everything after the first send: n is what it returned, with dontwait as
+ * its flags. Waits and retries where must_wait() says so, restores the
+ * caller's errno (saved) on success, and leaves failures and tracing to
+ * sent_slow().
  */
 static ssize_t send_finish(int fd, const void *buf, size_t len, const netx_addr *to, ssize_t n,
-                           int saved, int report_eagain)
+                           int dontwait, int saved, int report_eagain)
 {
-    while (n < 0 && errno == EINTR) {
-        /* Interrupted. Calling send() again would restart the socket's
+    while (n < 0 && must_wait(fd, errno, dontwait)) {
+        /* Wait for room in poll(), with the socket's send timeout as one
+         * deadline: after EINTR, calling send() again would restart the
          * timeout from zero, and signals that keep coming would keep us
-         * waiting for ever; wait for room with one deadline instead. */
+         * waiting for ever. A stop signal ends this wait (ECANCELED). */
         if (netx__wait_ready(fd, POLLOUT) != 0) {
             break;
         }
-        n = raw_send(fd, buf, len, to);
+        n = raw_send(fd, buf, len, to, dontwait);
     }
     int err = errno;
     if (n >= 0) {
@@ -160,7 +172,9 @@ static ssize_t send_once(int fd, const void *buf, size_t len, const netx_addr *t
     if (NETX__UNLIKELY(buf == NULL && len > 0)) {
         return netx__fail(EINVAL, "send on fd %d: buf is NULL", fd);
     }
-    return send_finish(fd, buf, len, to, raw_send(fd, buf, len, to), saved, report_eagain);
+    int dontwait = atomic_load_explicit(&netx__stop_flags, memory_order_relaxed);
+    return send_finish(fd, buf, len, to, raw_send(fd, buf, len, to, dontwait), dontwait, saved,
+                       report_eagain);
 }
 
 ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to)
@@ -168,12 +182,13 @@ ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to
     /* The common case returns at once, as in netx_send() below. */
     int saved = errno;
     if (NETX__LIKELY(buf != NULL)) {
-        ssize_t n = raw_send(fd, buf, len, to);
+        int dontwait = atomic_load_explicit(&netx__stop_flags, memory_order_relaxed);
+        ssize_t n = raw_send(fd, buf, len, to, dontwait);
         if (NETX__LIKELY(n >= 0) &&
             atomic_load_explicit(&netx__trace_out, memory_order_relaxed) == NULL) {
             return n;
         }
-        return send_finish(fd, buf, len, to, n, saved, 1);
+        return send_finish(fd, buf, len, to, n, dontwait, saved, 1);
     }
     return send_once(fd, buf, len, to, 1);
 }
@@ -226,19 +241,24 @@ static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap, ne
 }
 
 /*
- * Everything after the first recvmsg: n is what it returned. Retries EINTR,
- * restores the caller's errno (saved) on success, fills in from, and leaves
- * failures, truncation and tracing to received_slow().
+ * Everything after the first recvmsg: n is what it returned, with dontwait
+ * as its flags. Waits and retries where must_wait() says so, restores the
+ * caller's errno (saved) on success, fills in from, and leaves failures,
+ * truncation and tracing to received_slow().
  */
 static ssize_t recv_finish(int fd, struct msghdr *msg, size_t cap, netx_addr *from, ssize_t n,
-                           int saved, int report_eagain)
+                           int dontwait, int saved, int report_eagain)
 {
-    while (n < 0 && errno == EINTR) {
-        /* Interrupted: wait with one deadline, as for send above. */
+    while (n < 0 && must_wait(fd, errno, dontwait)) {
+        /* Wait with one deadline in poll(), as for send above. */
         if (netx__wait_ready(fd, POLLIN) != 0) {
             break;
         }
-        n = recvmsg(fd, msg, 0);
+        msg->msg_flags = 0;
+        if (from != NULL) {
+            msg->msg_namelen = sizeof from->ss;
+        }
+        n = recvmsg(fd, msg, dontwait);
     }
     int err = errno;
     if (n >= 0) {
@@ -269,28 +289,40 @@ static ssize_t recv_once(int fd, void *buf, size_t cap, netx_addr *from, int rep
         msg.msg_name = &from->ss;
         msg.msg_namelen = sizeof from->ss;
     }
+    if (cap == 0) {
+        /* Nothing asked, nothing to wait for: recv(2) would block until
+         * data came (or take a datagram and throw it away). */
+        FILE *t = netx__tracing();
+        if (t != NULL) {
+            netx__trace_step(t, 0, 0, NULL, "%s(%d, 0)", from != NULL ? "recvfrom" : "recv", fd);
+        }
+        return 0;
+    }
     /* recvmsg() rather than recv(): its msg_flags tell when a datagram was
      * longer than the buffer (MSG_TRUNC), which recv() would hide. */
-    return recv_finish(fd, &msg, cap, from, recvmsg(fd, &msg, 0), saved, report_eagain);
+    int dontwait = atomic_load_explicit(&netx__stop_flags, memory_order_relaxed);
+    return recv_finish(fd, &msg, cap, from, recvmsg(fd, &msg, dontwait), dontwait, saved,
+                       report_eagain);
 }
 
 ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from)
 {
     /* The common case returns at once, as in netx_recv() below. */
     int saved = errno;
-    if (NETX__LIKELY(buf != NULL && from != NULL)) {
+    if (NETX__LIKELY(buf != NULL && from != NULL && cap > 0)) {
         struct iovec iov = {.iov_base = buf, .iov_len = cap};
         struct msghdr msg = {.msg_iov = &iov,
                              .msg_iovlen = 1,
                              .msg_name = &from->ss,
                              .msg_namelen = sizeof from->ss};
-        ssize_t n = recvmsg(fd, &msg, 0);
+        int dontwait = atomic_load_explicit(&netx__stop_flags, memory_order_relaxed);
+        ssize_t n = recvmsg(fd, &msg, dontwait);
         if (NETX__LIKELY(n >= 0) && (msg.msg_flags & MSG_TRUNC) == 0 &&
             atomic_load_explicit(&netx__trace_out, memory_order_relaxed) == NULL) {
             from->len = msg.msg_namelen;
             return n;
         }
-        return recv_finish(fd, &msg, cap, from, n, saved, 1);
+        return recv_finish(fd, &msg, cap, from, n, dontwait, saved, 1);
     }
     return recv_once(fd, buf, cap, from, 1);
 }
@@ -305,12 +337,16 @@ ssize_t netx_send(int fd, const void *buf, size_t len)
 {
     int saved = errno;
     if (NETX__LIKELY(buf != NULL)) {
-        ssize_t n = send(fd, buf, len, NETX__SEND_FLAGS);
+        /* While a stop is armed, MSG_DONTWAIT: see must_wait(). Otherwise 0,
+         * so the only cost of netx_stop_on() to a program that never calls
+         * it is this one load. */
+        int dontwait = atomic_load_explicit(&netx__stop_flags, memory_order_relaxed);
+        ssize_t n = send(fd, buf, len, NETX__SEND_FLAGS | dontwait);
         if (NETX__LIKELY(n >= 0) &&
             atomic_load_explicit(&netx__trace_out, memory_order_relaxed) == NULL) {
             return n;
         }
-        return send_finish(fd, buf, len, NULL, n, saved, 1);
+        return send_finish(fd, buf, len, NULL, n, dontwait, saved, 1);
     }
     return send_once(fd, buf, len, NULL, 1);
 }
@@ -318,15 +354,16 @@ ssize_t netx_send(int fd, const void *buf, size_t len)
 ssize_t netx_recv(int fd, void *buf, size_t cap)
 {
     int saved = errno;
-    if (NETX__LIKELY(buf != NULL)) {
+    if (NETX__LIKELY(buf != NULL && cap > 0)) {
         struct iovec iov = {.iov_base = buf, .iov_len = cap};
         struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-        ssize_t n = recvmsg(fd, &msg, 0);
+        int dontwait = atomic_load_explicit(&netx__stop_flags, memory_order_relaxed);
+        ssize_t n = recvmsg(fd, &msg, dontwait);
         if (NETX__LIKELY(n >= 0) && (msg.msg_flags & MSG_TRUNC) == 0 &&
             atomic_load_explicit(&netx__trace_out, memory_order_relaxed) == NULL) {
             return n;
         }
-        return recv_finish(fd, &msg, cap, NULL, n, saved, 1);
+        return recv_finish(fd, &msg, cap, NULL, n, dontwait, saved, 1);
     }
     return recv_once(fd, buf, cap, NULL, 1);
 }

@@ -17,10 +17,15 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef __linux__
+#include <linux/sockios.h> /* SIOCOUTQ */
+#endif
 
 #include "compat.h"
 #include "internal.h"
@@ -113,36 +118,27 @@ long long netx__now_ms(void)
 
 /*
  * Wait for a connection attempt already under way to finish, then read its
- * outcome from SO_ERROR. Returns 0 when connected, else the errno value.
+ * outcome from SO_ERROR. Returns 0 when connected, else the errno value
+ * (ECANCELED when a stop signal ends the wait).
  */
 static int wait_connected(int fd, int timeout_ms)
 {
     long long deadline = timeout_ms > 0 ? netx__now_ms() + timeout_ms : -1;
+    struct pollfd p[2] = {{.fd = fd, .events = POLLOUT, .revents = 0}};
 
-    for (;;) {
-        int wait_ms = -1;
-        if (deadline >= 0) {
-            long long left = deadline - netx__now_ms();
-            wait_ms = left > 0 ? (int)left : 0;
-        }
-        struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
-        int n = poll(&p, 1, wait_ms);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue; /* a signal, not an answer: keep waiting */
-            }
-            return errno;
-        }
-        if (n == 0) {
-            return ETIMEDOUT;
-        }
-        int soerr = 0;
-        socklen_t len = sizeof soerr;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
-            return errno;
-        }
-        return soerr;
+    int n = netx__poll(p, 1, deadline);
+    if (n < 0) {
+        return errno;
     }
+    if (n == 0) {
+        return ETIMEDOUT;
+    }
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
+        return errno;
+    }
+    return soerr;
 }
 
 int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms)
@@ -156,8 +152,18 @@ int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms)
     if (flags < 0) {
         return -1;
     }
-    /* To bound the wait we connect in non-blocking mode and poll(). */
-    if (timeout_ms > 0 && (flags & O_NONBLOCK) == 0) {
+    /* No limit of the call's own: the socket's send timeout (set with
+     * netx_set_timeout()) is the limit, as it is for a blocking connect(2)
+     * on Linux - which then says EINPROGRESS, not ETIMEDOUT, and leaves the
+     * attempt running. Waiting for it ourselves keeps the limit and says
+     * ETIMEDOUT. */
+    if (timeout_ms <= 0) {
+        timeout_ms = netx__socket_timeout_ms(fd, SO_SNDTIMEO);
+    }
+    /* To bound the wait, or to let a stop signal end it, we connect in
+     * non-blocking mode and wait in poll(). */
+    int stop_armed = atomic_load_explicit(&netx__stop_flags, memory_order_relaxed) != 0;
+    if ((timeout_ms > 0 || stop_armed) && (flags & O_NONBLOCK) == 0) {
         if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
             return -1;
         }
@@ -228,6 +234,23 @@ static int connection_error(int err)
     }
 }
 
+/* Trace and record a failed accept. */
+static int accept_failed(int listen_fd, int err)
+{
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        netx__trace_step(t, -1, err, NULL, "accept(%d)", listen_fd);
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        /* Routine for a non-blocking listener in a poll() loop: skip the
+         * address lookup, which would cost a system call. */
+        return netx__fail(err, "accept on fd %d", listen_fd);
+    }
+    char where[NETX_ADDRSTRLEN + 16];
+    netx__describe_local(listen_fd, where, sizeof where);
+    return netx__fail(err, "accept on %s", where);
+}
+
 int netx_accept(int listen_fd, netx_addr *peer)
 {
     netx_addr scratch;
@@ -236,6 +259,14 @@ int netx_accept(int listen_fd, netx_addr *peer)
     int fd;
 
     for (;;) {
+        /* While a stop is armed, a blocking listener is waited on in poll(),
+         * where a stop signal reaches us; accept(2) would wait in the
+         * kernel, out of its reach. */
+        if (NETX__UNLIKELY(atomic_load_explicit(&netx__stop_flags, memory_order_relaxed) != 0) &&
+            (fcntl(listen_fd, F_GETFL) & O_NONBLOCK) == 0 &&
+            netx__wait_ready(listen_fd, POLLIN) != 0) {
+            return accept_failed(listen_fd, errno);
+        }
         memset(a, 0, sizeof *a);
         a->len = sizeof a->ss;
 #if NETX__HAVE_ACCEPT4
@@ -275,18 +306,7 @@ int netx_accept(int listen_fd, netx_addr *peer)
         } else {
             err = netx__timeout_errno(listen_fd, err);
         }
-        FILE *t = netx__tracing();
-        if (t != NULL) {
-            netx__trace_step(t, -1, err, NULL, "accept(%d)", listen_fd);
-        }
-        if (err == EAGAIN || err == EWOULDBLOCK) {
-            /* Routine for a non-blocking listener in a poll() loop: skip
-             * the address lookup, which would cost a system call. */
-            return netx__fail(err, "accept on fd %d", listen_fd);
-        }
-        char where[NETX_ADDRSTRLEN + 16];
-        netx__describe_local(listen_fd, where, sizeof where);
-        return netx__fail(err, "accept on %s", where);
+        return accept_failed(listen_fd, err);
     }
     if (netx__prepare_fd(fd) != 0) {
         int err = errno;
@@ -358,28 +378,82 @@ int netx_close(int fd)
     return 0;
 }
 
+/*
+ * Bytes sent on fd that the peer's TCP has not acknowledged yet (our FIN
+ * counts as one), or -1 where the system cannot tell.
+ */
+static int unacknowledged(int fd)
+{
+    int queued = -1;
+#if defined(SIOCOUTQ)
+    if (ioctl(fd, SIOCOUTQ, &queued) != 0) {
+        queued = -1;
+    }
+#elif defined(FIONWRITE)
+    if (ioctl(fd, FIONWRITE, &queued) != 0) {
+        queued = -1;
+    }
+#else
+    (void)fd;
+#endif
+    return queued;
+}
+
+/*
+ * Wait until the peer's TCP has acknowledged everything we sent, or the
+ * deadline. No event says "send queue empty", so look at it after pauses
+ * that grow from 1 ms to 50 ms. Returns 0, or the errno value.
+ */
+static int wait_acknowledged(int fd, long long deadline, int *left)
+{
+    int pause_ms = 1;
+    struct pollfd stop_only[1];
+
+    for (;;) {
+        *left = unacknowledged(fd);
+        if (*left <= 0) {
+            return 0; /* all acknowledged, or the system cannot tell */
+        }
+        long long now = netx__now_ms();
+        if (deadline >= 0 && now >= deadline) {
+            return ETIMEDOUT;
+        }
+        long long until = now + pause_ms;
+        if (deadline >= 0 && until > deadline) {
+            until = deadline;
+        }
+        /* A pause that a stop signal can end (no descriptors of our own). */
+        if (netx__poll(stop_only, 0, until) < 0) {
+            return errno;
+        }
+        pause_ms = pause_ms < 25 ? pause_ms * 2 : 50;
+    }
+}
+
 int netx_close_graceful(int fd, int timeout_ms)
 {
     long long deadline = timeout_ms > 0 ? netx__now_ms() + timeout_ms : -1;
     char sink[4096];
     int err = 0;
+    int left = 0;
 
     if (netx_shutdown(fd, SHUT_WR) != 0) {
         err = errno;
+        if (err == ENOTCONN) {
+            /* The connection is gone already. A reset from the peer is
+             * waiting in SO_ERROR, unless a recv or send took it: say so. */
+            int soerr = 0;
+            socklen_t len = sizeof soerr;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0) {
+                err = soerr;
+            }
+        }
     }
     /* Read until the peer's end of stream, throwing the bytes away: the
      * caller has said it is done with this connection. */
     while (err == 0) {
-        int wait_ms = -1;
-        if (deadline >= 0) {
-            long long left = deadline - netx__now_ms();
-            wait_ms = left > 0 ? (int)left : 0;
-        }
-        struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
-        int ready = poll(&p, 1, wait_ms);
-        if (ready < 0 && errno == EINTR) {
-            continue;
-        }
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN, .revents = 0}};
+        int ready = netx__poll(p, 1, deadline);
         if (ready < 0) {
             err = errno;
             break;
@@ -390,16 +464,26 @@ int netx_close_graceful(int fd, int timeout_ms)
         }
         ssize_t n = netx_recv(fd, sink, sizeof sink);
         if (n == 0) {
-            break; /* the peer closed its side: all is delivered */
+            break; /* the peer closed its side */
         }
         if (n < 0 && errno != EAGAIN) {
             err = errno;
         }
     }
+    /* The peer's end of stream says it has finished sending, not that it
+     * has our bytes: a peer that half-closed first and never reads leaves
+     * them in our send queue. Wait until its TCP has acknowledged them. */
+    if (err == 0) {
+        err = wait_acknowledged(fd, deadline, &left);
+    }
     if (err != 0) {
         char where[NETX_ADDRSTRLEN + 16];
         netx__describe_peer(fd, where, sizeof where);
         netx_close(fd);
+        if (left > 0) {
+            return netx__fail(err, "graceful close of %s: %d bytes not acknowledged by the peer",
+                              where, left);
+        }
         return netx__fail(err, "graceful close of %s", where);
     }
     return netx_close(fd);

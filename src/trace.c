@@ -53,25 +53,22 @@ void netx_trace(FILE *out)
 void netx__trace_step(FILE *out, long rc, int err, const char *extra, const char *fmt, ...)
 {
     int saved = errno;
-    char line[512];
+    char raw[400];
+    char line[768];
     char cause[128];
     size_t used;
     va_list ap;
 
     used = (size_t)snprintf(line, sizeof line, "netx: ");
     va_start(ap, fmt);
-    int n = vsnprintf(line + used, sizeof line - used, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    if (n > 0) {
-        used += (size_t)n;
-    }
-    if (used >= sizeof line) {
-        used = sizeof line - 1;
-    }
+    /* One step, one line, whatever a host name holds. */
+    used += netx__escape(line + used, 400, raw);
+    /* What follows fits in the rest: the result, a cause of at most 127
+     * bytes, extra (an address) and the newline. */
     if (rc == -1) {
-        if (strerror_r(err, cause, sizeof cause) != 0) {
-            snprintf(cause, sizeof cause, "error %d", err);
-        }
+        netx__cause(err, cause, sizeof cause);
         snprintf(line + used, sizeof line - used, " = -1 (%s)%s\n", cause,
                  extra != NULL ? extra : "");
     } else {
@@ -87,12 +84,14 @@ void netx__trace_step(FILE *out, long rc, int err, const char *extra, const char
 void netx__trace_text(FILE *out, const char *fmt, ...)
 {
     int saved = errno;
+    char raw[400];
     char line[512];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    netx__escape(line, sizeof line, raw);
     fprintf(out, "netx: %s\n", line);
     fflush(out);
     errno = saved;
