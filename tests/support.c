@@ -1,6 +1,10 @@
 /*
  * support.c - helpers shared by the test binaries; see support.h.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* unshare() and CLONE_NEWNS */
+#endif
+
 #include "support.h"
 
 #include <dirent.h>
@@ -9,9 +13,15 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#ifdef __linux__
+#include <sched.h>
+#include <sys/mount.h>
+#endif
 
 int support_fd_count(void)
 {
@@ -147,4 +157,55 @@ void support_echo_start(struct support_echo *e, int fd)
 void support_echo_join(struct support_echo *e)
 {
     pthread_join(e->thread, NULL);
+}
+
+static int offline = -1; /* -1 not tried, 0 not possible, 1 in effect */
+
+int support_offline_resolver(void)
+{
+    if (offline >= 0) {
+        return offline;
+    }
+    offline = 0;
+#ifdef __linux__
+    static const char conf[] = "hosts: files\n";
+    char path[] = "/tmp/netx-test-nsswitch-XXXXXX";
+    if (unshare(CLONE_NEWNS) != 0) {
+        fprintf(stderr, "offline resolver: unshare(CLONE_NEWNS): %s\n", strerror(errno));
+        return 0;
+    }
+    /* Private, so the bind mount below stays in this namespace. */
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) {
+        fprintf(stderr, "offline resolver: mount / private: %s\n", strerror(errno));
+        return 0;
+    }
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        fprintf(stderr, "offline resolver: mkstemp: %s\n", strerror(errno));
+        return 0;
+    }
+    ssize_t w = write(fd, conf, sizeof conf - 1);
+    close(fd);
+    int rc = w == (ssize_t)(sizeof conf - 1)
+                 ? mount(path, "/etc/nsswitch.conf", "none", MS_BIND, NULL)
+                 : -1;
+    int err = errno;
+    unlink(path); /* the mount keeps the file itself */
+    if (rc != 0) {
+        fprintf(stderr, "offline resolver: bind mount over /etc/nsswitch.conf: %s\n",
+                strerror(err));
+        return 0;
+    }
+    offline = 1;
+#endif
+    return offline;
+}
+
+void support_require_offline_resolver(void)
+{
+    if (offline != 1) {
+        fprintf(stderr, "skipped: no private resolver (see above), and looking up a name "
+                        "that does not exist would ask a DNS server beyond loopback\n");
+        skip();
+    }
 }

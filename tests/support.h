@@ -59,6 +59,21 @@ struct support_echo {
 void support_echo_start(struct support_echo *e, int fd);
 void support_echo_join(struct support_echo *e);
 
+/*
+ * Make this process, and every program it starts, resolve names from
+ * /etc/hosts alone: a private mount namespace with "hosts: files" over
+ * /etc/nsswitch.conf. Tests ask for names that do not exist; without this
+ * the resolver would ask the DNS server in /etc/resolv.conf, and the tests
+ * send nothing beyond loopback. Call it at the start of main(), before any
+ * thread or lookup. Returns 1 when in effect, 0 where the system does not
+ * allow it (not root, no namespaces), and says why on stderr.
+ */
+int support_offline_resolver(void);
+
+/* Skip the current test unless support_offline_resolver() succeeded: a
+ * lookup of a name that does not exist would otherwise leave loopback. */
+void support_require_offline_resolver(void);
+
 /* 1 if this machine has an IPv6 loopback address (::1). */
 int support_have_ipv6(void);
 

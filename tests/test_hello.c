@@ -111,6 +111,7 @@ static void hello_client_refused_exits_one(void **state)
 static void hello_client_unknown_host_exits_one(void **state)
 {
     (void)state;
+    support_require_offline_resolver(); /* the client inherits it */
     const char *argv[] = {proc_path("hello_client"), "-H", "no-such-host.invalid", NULL};
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 1);
     assert_true(strncmp(client.err_buf, "hello_client: resolve no-such-host.invalid: ", 44) == 0);
@@ -159,6 +160,7 @@ static void hello_trace_shows_each_step(void **state)
 
 int main(void)
 {
+    support_offline_resolver();
     const struct CMUnitTest tests[] = {
         TEST(hello_pair_exchange_matches_article),
         TEST(hello_client_with_article_server_succeeds),
