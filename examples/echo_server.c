@@ -16,15 +16,13 @@
  *   world
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <netx.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *prog = "echo_server";
@@ -32,11 +30,14 @@ static const char *prog = "echo_server";
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [-H HOST] [-p PORT]\n"
+            "usage: %s [-H HOST] [-p PORT] [-g SECONDS]\n"
             "  Echo every byte back to each client, one client at a time.\n"
-            "  -H HOST  address to listen on (default localhost)\n"
-            "  -p PORT  port to listen on, 0 for any free one (default 12345)\n"
-            "  -h       show this help\n",
+            "  -H HOST     address to listen on (default localhost)\n"
+            "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
+            "  -g SECONDS  on SIGINT or SIGTERM, stop accepting and finish the\n"
+            "              current client for at most this long, 0 to 3600\n"
+            "              (default 5); a second signal stops at once\n"
+            "  -h          show this help\n",
             prog);
 }
 
@@ -54,112 +55,82 @@ static void bad_usage(const char *fmt, ...)
 }
 
 /*
- * Stopping on Ctrl-C (SIGINT) or SIGTERM: libnetx retries a call that a
- * signal interrupts, so the handler writes a byte to a pipe, and we wait
- * with poll() on the socket and on that pipe together (the self-pipe trick).
+ * Stopping on Ctrl-C (SIGINT) or SIGTERM, gracefully. netx_stop_on() makes
+ * the signal end whatever libnetx call is waiting: the accept, a recv, or a
+ * send to a client that does not read. It fails with ECANCELED.
  *
- * One wait is not a poll(): sending the echo to a client that does not read
- * blocks in netx_send_all() until the client makes room. So the handler
- * also shuts the current client's connection down - shutdown() is one of
- * the calls a signal handler may make - and the blocked send fails at once.
+ * A stop must not lose what a client already asked for, so the first
+ * signal stops accepting but lets the current client finish: we call
+ * netx_stop_drain(), which lets the calls wait again, and keep echoing until
+ * the client ends its side - for at most the grace period (-g). Then every
+ * wait is cancelled for good, as it is at once on a second signal.
  */
-static int stop_pipe[2] = {-1, -1};
-static volatile sig_atomic_t current_client = -1;
+static int grace_ms = 5000;
 
-static void on_signal(int sig)
+/* After a call failed: 1 if a stop cancelled it and we may carry on
+ * draining (call it again), 0 if we must give up on this client. */
+static int draining(void)
 {
-    (void)sig;
-    int saved = errno; /* a handler must not disturb the code it interrupts */
-    ssize_t ignored = write(stop_pipe[1], "", 1);
-    (void)ignored;
-    if (current_client >= 0) {
-        shutdown(current_client, SHUT_RDWR);
+    if (errno != ECANCELED || grace_ms == 0 || netx_stop_drain(grace_ms) != 0) {
+        return 0;
     }
-    errno = saved;
+    netx_log("%s: stopping: finishing the current client for up to %d s "
+             "(signal again to stop now)",
+             prog, grace_ms / 1000);
+    return 1;
 }
 
-/* Close the pipe when the program ends, whichever way out of main() it
- * takes, so no descriptor is left open behind us. */
-static void close_stop_pipe(void)
+/* Report a client's failure; a stop is not one. */
+static void report(void)
 {
-    close(stop_pipe[0]);
-    close(stop_pipe[1]);
-}
-
-static int catch_stop_signals(void)
-{
-    if (pipe(stop_pipe) != 0) {
-        return -1;
+    if (netx_last_errno() != ECANCELED) {
+        netx_log("%s: %s", prog, netx_last_error());
     }
-    atexit(close_stop_pipe);
-    for (int i = 0; i < 2; i++) {
-        fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
-        fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
-        return -1;
-    }
-    return 0;
-}
-
-/* Wait until fd has something to read: 1, or 0 once a stop was asked for. */
-static int wait_readable(int fd)
-{
-    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_pipe[0], .events = POLLIN}};
-    for (;;) {
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR) {
-                continue; /* our own signal: the pipe now says why */
-            }
-            return 0;
-        }
-        if (p[1].revents != 0) {
-            return 0;
-        }
-        if (p[0].revents != 0) {
-            return 1;
-        }
-    }
-}
-
-/* 1 once a stop signal has arrived (its byte is waiting in the pipe). */
-static int stop_requested(void)
-{
-    struct pollfd p = {.fd = stop_pipe[0], .events = POLLIN};
-    return poll(&p, 1, 0) > 0;
 }
 
 /*
- * Echo one client until it closes. Returns 0 when the client is done (or
- * failed: one client's trouble is reported and the server goes on), -1 when
- * the server was asked to stop.
+ * Echo one client until it closes its side, fails, or a stop ends it. One
+ * client's trouble is reported, and the server goes on with the next.
  */
-static int serve(int client)
+static void serve(int client)
 {
     char buf[4096];
 
     for (;;) {
-        if (!wait_readable(client)) {
-            return -1;
-        }
         ssize_t n = netx_recv(client, buf, sizeof buf);
         if (n == 0) {
-            return 0; /* the client closed: end of its stream */
+            return; /* the client closed: end of its stream */
+        }
+        if (n < 0) {
+            if (draining()) {
+                continue;
+            }
+            report();
+            return;
         }
         /* Whatever recv returned, send it all back: send_all loops until
-         * the system has taken every byte. */
-        if (n < 0 || netx_send_all(client, buf, (size_t)n) != 0) {
-            if (stop_requested()) {
-                return -1; /* the handler shut the connection: we are stopping */
+         * the system has taken every byte. If a stop interrupts it, carry
+         * on from where it stopped. */
+        size_t done = 0;
+        while (netx_send_all(client, buf + done, (size_t)n - done) != 0) {
+            done += netx_last_transferred();
+            if (!draining()) {
+                report();
+                return;
             }
-            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
-            return 0;
         }
     }
+}
+
+/* Read whole seconds from 0 to 3600 for -g: digits only. */
+static int parse_seconds(const char *text, int *out)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > 4 || strspn(text, "0123456789") != len || atoi(text) > 3600) {
+        return -1;
+    }
+    *out = atoi(text);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -168,8 +139,13 @@ int main(int argc, char **argv)
     uint16_t port = 12345;
     int opt;
 
+    /* First of all: descriptors 0, 1 and 2 must be open, or our sockets
+     * would get those numbers and printf() would write into them. */
+    if (netx_stdio_reserve() != 0) {
+        return 1;
+    }
     opterr = 0; /* we print our own messages */
-    while ((opt = getopt(argc, argv, ":hH:p:")) != -1) {
+    while ((opt = getopt(argc, argv, ":hH:p:g:")) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -182,6 +158,12 @@ int main(int argc, char **argv)
                 bad_usage("%s", netx_last_error());
             }
             break;
+        case 'g':
+            if (parse_seconds(optarg, &grace_ms) != 0) {
+                bad_usage("-g \"%s\": not a number of seconds from 0 to 3600", optarg);
+            }
+            grace_ms *= 1000;
+            break;
         case ':':
             bad_usage("option -%c needs a value", optopt);
             break;
@@ -192,8 +174,9 @@ int main(int argc, char **argv)
     if (optind < argc) {
         bad_usage("unexpected argument \"%s\"", argv[optind]);
     }
-    if (catch_stop_signals() != 0) {
-        perror(prog);
+    /* The two lines that make a libnetx program stoppable. */
+    if (netx_stop_on(SIGINT) != 0 || netx_stop_on(SIGTERM) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         return 1;
     }
 
@@ -211,22 +194,23 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     /* Step 3, again and again: accept a client, serve it, close it. */
-    int stopping = 0;
-    while (!stopping && wait_readable(server)) {
+    while (!netx_stopping()) {
         int client = netx_accept(server, NULL);
         if (client < 0) {
+            if (errno == ECANCELED) {
+                break; /* stopped while waiting for a client */
+            }
             /* Out of descriptors, say: report, pause so we do not spin,
              * and keep serving. */
-            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
-            poll(NULL, 0, 100);
+            netx_log("%s: %s", prog, netx_last_error());
+            nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
             continue;
         }
         netx_set_nodelay(client, 1); /* small echoes go out at once */
-        current_client = client;
-        stopping = serve(client) != 0;
-        current_client = -1;
+        serve(client);
         netx_close(client); /* Step 5 */
     }
     netx_close(server);
+    netx_log_flush(); /* lines netx_log() held back, counted */
     return 0;
 }

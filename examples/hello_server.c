@@ -13,11 +13,14 @@
  *   Client says: Thanks, Server!
  *
  * Run it with NETX_TRACE=1 to see each step as libnetx takes it.
+ *
+ * Ctrl-C (SIGINT) or SIGTERM stops it, even while it waits: netx_stop_on()
+ * makes the signal end the waiting call. Once it talks to the client, it
+ * first finishes the exchange (for at most GRACE_MS); a second signal
+ * stops it at once.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <netx.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,69 +54,14 @@ static void bad_usage(const char *fmt, ...)
     exit(2);
 }
 
-/*
- * Stopping on Ctrl-C (SIGINT) or SIGTERM. libnetx retries a call that a
- * signal interrupts, so a flag set by the handler would not wake us; instead
- * the handler writes a byte to a pipe, and we wait with poll() on the socket
- * and on that pipe together (the "self-pipe trick").
- */
-static int stop_pipe[2] = {-1, -1};
+/* How long a stop lets the exchange with the client finish. */
+#define GRACE_MS 5000
 
-static void on_signal(int sig)
+/* After a call failed: 1 if a stop cancelled it while we talk to the
+ * client, and we may finish the exchange (call it again). */
+static int finishing(void)
 {
-    (void)sig;
-    int saved = errno; /* a handler must not disturb the code it interrupts */
-    ssize_t ignored = write(stop_pipe[1], "", 1);
-    (void)ignored;
-    errno = saved;
-}
-
-/* Close the pipe when the program ends, whichever way out of main() it
- * takes, so no descriptor is left open behind us. */
-static void close_stop_pipe(void)
-{
-    close(stop_pipe[0]);
-    close(stop_pipe[1]);
-}
-
-static int catch_stop_signals(void)
-{
-    if (pipe(stop_pipe) != 0) {
-        return -1;
-    }
-    atexit(close_stop_pipe);
-    for (int i = 0; i < 2; i++) {
-        fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
-        fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
-        return -1;
-    }
-    return 0;
-}
-
-/* Wait until fd has something to read: 1, or 0 once a stop was asked for. */
-static int wait_readable(int fd)
-{
-    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_pipe[0], .events = POLLIN}};
-    for (;;) {
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR) {
-                continue; /* our own signal: the pipe now says why */
-            }
-            return 0;
-        }
-        if (p[1].revents != 0) {
-            return 0;
-        }
-        if (p[0].revents != 0) {
-            return 1;
-        }
-    }
+    return errno == ECANCELED && netx_stop_drain(GRACE_MS) == 0;
 }
 
 int main(int argc, char **argv)
@@ -122,6 +70,11 @@ int main(int argc, char **argv)
     uint16_t port = 12345;
     int opt;
 
+    /* First of all: descriptors 0, 1 and 2 must be open, or our sockets
+     * would get those numbers and printf() would write into them. */
+    if (netx_stdio_reserve() != 0) {
+        return 1;
+    }
     opterr = 0; /* we print our own messages */
     while ((opt = getopt(argc, argv, ":hH:p:")) != -1) {
         switch (opt) {
@@ -146,8 +99,9 @@ int main(int argc, char **argv)
     if (optind < argc) {
         bad_usage("unexpected argument \"%s\"", argv[optind]);
     }
-    if (catch_stop_signals() != 0) {
-        perror(prog);
+    /* The two lines that make a libnetx program stoppable. */
+    if (netx_stop_on(SIGINT) != 0 || netx_stop_on(SIGTERM) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         return 1;
     }
 
@@ -166,16 +120,15 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     /* Step 3: accept the client: a new socket just for this conversation. */
-    if (!wait_readable(server)) {
-        netx_close(server);
-        return 0; /* stopped by a signal before anyone came */
-    }
     netx_addr peer;
     int client = netx_accept(server, &peer);
     if (client < 0) {
-        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+        int stopped = errno == ECANCELED; /* Ctrl-C before anyone came */
+        if (!stopped) {
+            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+        }
         netx_close(server);
-        return 1;
+        return stopped ? 0 : 1;
     }
     netx_addr_format(&peer, text, sizeof text);
     printf("Connected to %s\n", text);
@@ -186,21 +139,22 @@ int main(int argc, char **argv)
     const char hello[] = "Hello from server!";
     int status = 0;
     char message[1024 + 1];
-    if (netx_send_all(client, hello, sizeof hello - 1) != 0) {
-        status = 1;
-    } else if (wait_readable(client)) {
-        /* message = client_socket.recv(1024): one read, up to 1024 bytes. */
-        ssize_t n = netx_recv(client, message, sizeof message - 1);
-        if (n < 0) {
-            status = 1;
-        } else {
-            message[n] = '\0';
-            printf("Client says: %s\n", message);
-            fflush(stdout);
-        }
+    ssize_t n = -1;
+    if (netx_send_all(client, hello, sizeof hello - 1) == 0) {
+        /* message = client_socket.recv(1024): one read, up to 1024 bytes.
+         * (The hello is 18 bytes: a new socket always has room for it, so
+         * only this wait can be stopped.) */
+        do {
+            n = netx_recv(client, message, sizeof message - 1);
+        } while (n < 0 && finishing());
     }
-    if (status != 0) {
+    if (n >= 0) {
+        message[n] = '\0';
+        printf("Client says: %s\n", message);
+        fflush(stdout);
+    } else if (errno != ECANCELED) {
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+        status = 1;
     }
 
     /* Step 5: close both sockets. */

@@ -14,9 +14,9 @@
  *
  * How it fits together:
  *
- *  - One array of struct pollfd is handed to poll(); slot 0 is the stop pipe
- *    (SIGINT/SIGTERM), slot 1 the listening socket, and slots 2.. the
- *    clients. A second array, clients[], holds what we know about each
+ *  - One array of struct pollfd is handed to poll(); slot 0 is the stop
+ *    descriptor (netx_stop_fd(): readable once SIGINT or SIGTERM came),
+ *    slot 1 the listening socket, and slots 2.. the clients. A second array, clients[], holds what we know about each
  *    client, kept in step: clients[k] belongs to pfds[FIRST_CLIENT + k].
  *  - Each client's events say what we wait for: POLLIN while we are willing
  *    to read from it, POLLOUT only while we have bytes it has not taken yet.
@@ -31,6 +31,10 @@
  *    a client that trickles a byte now and then to stay just short of -t
  *    (the "slowloris" attack). A sweep over every client, once a second,
  *    checks both.
+ *  - Stopping gracefully: the first SIGINT or SIGTERM closes the listener
+ *    and lets every client finish - until it ends its side and has its
+ *    whole echo, or the grace period (-g) is over. A second signal stops at
+ *    once.
  *
  * The limit of poll() itself: every call hands the kernel the whole array,
  * and the kernel looks at every socket in it, busy or idle. With thousands
@@ -42,7 +46,6 @@
  * Run it with NETX_TRACE=1 to watch every accept, recv and send.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netx.h>
 #include <poll.h>
@@ -61,8 +64,8 @@ static const char *prog = "poll_server";
 enum { STOP_SLOT = 0, LISTEN_SLOT = 1, FIRST_CLIENT = 2 };
 
 /* Descriptors we need besides the clients: stdin/out/err, the listener,
- * the two ends of the stop pipe, one to accept-and-refuse a client when we
- * are full, and some slack. */
+ * the stop's pipes, one to accept-and-refuse a client when we are full, and
+ * some slack. */
 #define RESERVED_FDS 16
 
 /* At most this many accepts each time the listener is readable, so that a
@@ -83,6 +86,7 @@ enum { STOP_SLOT = 0, LISTEN_SLOT = 1, FIRST_CLIENT = 2 };
 #define OUT_CAP_LIMIT     (1UL << 30)
 #define IDLE_LIMIT        86400UL
 #define DEADLINE_LIMIT    86400UL
+#define GRACE_LIMIT       3600UL
 
 /*
  * What we keep per client. This is all an idle client costs us (plus its
@@ -117,6 +121,8 @@ struct server {
     long long paused_until; /* ... until then */
     int fd_warned;          /* "out of descriptors" was reported */
     int oom_warned;         /* "out of memory" was reported */
+    long long grace_ms;     /* -g in milliseconds */
+    long long drain_until;  /* stopping: when the grace period ends; else 0 */
 };
 
 /* What serving a client leaves behind. */
@@ -126,7 +132,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: %s [-H HOST] [-p PORT] [-n MAX] [-b BYTES] [-t SECONDS]\n"
-            "       [-d SECONDS]\n"
+            "       [-d SECONDS] [-g SECONDS]\n"
             "  Echo server for thousands of clients in one thread, with poll().\n"
             "  -H HOST     address to listen on (default localhost)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
@@ -139,6 +145,9 @@ static void usage(FILE *out)
             "              (default 0: never)\n"
             "  -d SECONDS  close a client connected for that long, whatever it\n"
             "              does, 0 to 86400 (default 0: never)\n"
+            "  -g SECONDS  on SIGINT or SIGTERM, stop accepting and let the clients\n"
+            "              finish for at most this long, 0 to 3600 (default 5);\n"
+            "              a second signal stops at once\n"
             "  -h          show this help\n",
             prog);
 }
@@ -170,43 +179,6 @@ static unsigned long parse_number(int opt, const char *text, unsigned long lo, u
         bad_usage("-%c \"%s\": not a number from %lu to %lu", opt, text, lo, hi);
     }
     return value;
-}
-
-/*
- * Stopping on Ctrl-C (SIGINT) or SIGTERM. libnetx retries a call that a
- * signal interrupts, so a flag set by the handler would not wake us; instead
- * the handler writes a byte to a pipe (the "self-pipe trick"). For this
- * server the pipe is simply one more pollfd: a stop request is an event like
- * any other.
- */
-static int stop_pipe[2] = {-1, -1};
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    int saved = errno; /* a handler must not disturb the code it interrupts */
-    ssize_t ignored = write(stop_pipe[1], "", 1);
-    (void)ignored;
-    errno = saved;
-}
-
-static int catch_stop_signals(void)
-{
-    if (pipe(stop_pipe) != 0) {
-        return -1;
-    }
-    for (int i = 0; i < 2; i++) {
-        fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
-        fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
-        return -1;
-    }
-    return 0;
 }
 
 /* A clock that never jumps (the wall clock can be set back). */
@@ -343,7 +315,7 @@ static void set_events(struct server *s, size_t k)
 static void warn_oom(struct server *s)
 {
     if (!s->oom_warned) {
-        fprintf(stderr, "%s: out of memory for an output buffer; closing such clients\n", prog);
+        netx_log("%s: out of memory for an output buffer; closing such clients", prog);
         s->oom_warned = 1;
     }
 }
@@ -596,8 +568,8 @@ static int accept_clients(struct server *s, int listener)
                  * watching it for a while instead; closing clients frees
                  * descriptors meanwhile. */
                 if (!s->fd_warned) {
-                    fprintf(stderr, "%s: %s; pausing accepts for %d ms (reported once)\n", prog,
-                            netx_last_error(), FD_PAUSE_MS);
+                    netx_log("%s: %s; pausing accepts for %d ms (reported once)", prog,
+                             netx_last_error(), FD_PAUSE_MS);
                     s->fd_warned = 1;
                 }
                 s->accepts_paused = 1;
@@ -606,7 +578,7 @@ static int accept_clients(struct server *s, int listener)
                 return 0;
             }
             if (err == EBADF || err == EINVAL || err == ENOTSOCK || err == EFAULT) {
-                fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+                netx_log("%s: %s", prog, netx_last_error());
                 return -1;
             }
             /* Linux passes some network errors of the new connection to
@@ -627,8 +599,8 @@ static int accept_clients(struct server *s, int listener)
  * The event loop
  * ------------------------------------------------------------------------ */
 
-/* How long poll() may wait: for ever (-1), unless the sweep for -t and -d
- * or the end of an accept pause is due sooner. */
+/* How long poll() may wait: for ever (-1), unless the sweep for -t and -d,
+ * the end of an accept pause or the end of the grace period is due sooner. */
 static int poll_timeout(const struct server *s)
 {
     long long wait = -1;
@@ -637,6 +609,12 @@ static int poll_timeout(const struct server *s)
     }
     if (s->accepts_paused) {
         long long left = s->paused_until - s->now;
+        if (wait == -1 || left < wait) {
+            wait = left;
+        }
+    }
+    if (s->drain_until > 0) {
+        long long left = s->drain_until - s->now;
         if (wait == -1 || left < wait) {
             wait = left;
         }
@@ -650,22 +628,52 @@ static int poll_timeout(const struct server *s)
     return wait > INT_MAX ? INT_MAX : (int)wait;
 }
 
-/* Run until a stop is asked for (0) or something is badly wrong (1). */
+/*
+ * The first stop signal: stop accepting (close the listener, so new clients
+ * are refused by the system rather than left waiting), and let the clients
+ * we have finish. Returns 1 to carry on draining, 0 to stop now (no
+ * clients, or no grace period).
+ */
+static int start_drain(struct server *s, int listener)
+{
+    netx_close(listener);
+    s->pfds[LISTEN_SLOT].fd = -1; /* poll() skips a negative descriptor */
+    if (s->nclients == 0 || s->grace_ms == 0 || netx_stop_drain((int)s->grace_ms) != 0) {
+        return 0;
+    }
+    /* From now on the stop descriptor to watch is the one a second signal
+     * makes readable. */
+    s->pfds[STOP_SLOT].fd = netx_stop_fd();
+    s->drain_until = s->now + s->grace_ms;
+    netx_log("%s: stopping: letting %zu clients finish for up to %lld s "
+             "(signal again to stop now)",
+             prog, s->nclients, s->grace_ms / 1000);
+    return 1;
+}
+
+/* Run until a stop is asked for (0) or something is badly wrong (1). The
+ * listener is closed here when a stop starts the drain. */
 static int run(struct server *s, int listener)
 {
     for (;;) {
         int ready = poll(s->pfds, (nfds_t)(FIRST_CLIENT + s->nclients), poll_timeout(s));
         if (ready < 0) {
             if (errno == EINTR) {
-                continue; /* our own signal: the stop pipe now says why */
+                continue; /* a signal: the stop descriptor now says if it was ours */
             }
-            fprintf(stderr, "%s: poll: %s\n", prog, strerror(errno));
+            netx_log("%s: poll: %s", prog, strerror(errno));
             return 1;
         }
         s->now = now_ms();
 
         if (s->pfds[STOP_SLOT].revents != 0) {
-            return 0;
+            if (s->drain_until > 0 || !start_drain(s, listener)) {
+                return 0; /* a second signal, or nothing to finish */
+            }
+            continue;
+        }
+        if (s->drain_until > 0 && (s->nclients == 0 || s->now >= s->drain_until)) {
+            return 0; /* every client finished, or the grace period is over */
         }
         short listen_revents = s->pfds[LISTEN_SLOT].revents;
         if (listen_revents != 0) {
@@ -691,6 +699,9 @@ static int run(struct server *s, int listener)
             sweep_expired(s);
             s->next_sweep = s->now + 1000;
         }
+        if (s->drain_until > 0 && s->nclients == 0) {
+            return 0; /* the last client finished */
+        }
     }
 }
 
@@ -703,10 +714,16 @@ int main(int argc, char **argv)
     size_t out_cap = 65536;
     unsigned long idle_s = 0;
     unsigned long deadline_s = 0;
+    unsigned long grace_s = 5;
     int opt;
 
+    /* First of all: descriptors 0, 1 and 2 must be open, or our sockets
+     * would get those numbers and printf() would write into them. */
+    if (netx_stdio_reserve() != 0) {
+        return 1;
+    }
     opterr = 0; /* we print our own messages */
-    while ((opt = getopt(argc, argv, ":hH:p:n:b:t:d:")) != -1) {
+    while ((opt = getopt(argc, argv, ":hH:p:n:b:t:d:g:")) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -732,6 +749,9 @@ int main(int argc, char **argv)
         case 'd':
             deadline_s = parse_number(opt, optarg, 0, DEADLINE_LIMIT);
             break;
+        case 'g':
+            grace_s = parse_number(opt, optarg, 0, GRACE_LIMIT);
+            break;
         case ':':
             bad_usage("option -%c needs a value", optopt);
             break;
@@ -742,8 +762,10 @@ int main(int argc, char **argv)
     if (optind < argc) {
         bad_usage("unexpected argument \"%s\"", argv[optind]);
     }
-    if (catch_stop_signals() != 0) {
-        perror(prog);
+    /* The two lines that make a libnetx program stoppable; this one waits in
+     * its own poll(), so it watches netx_stop_fd() there. */
+    if (netx_stop_on(SIGINT) != 0 || netx_stop_on(SIGTERM) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         return 1;
     }
     max_clients = fit_fd_limit(max_clients, asked_clients);
@@ -754,6 +776,7 @@ int main(int argc, char **argv)
     s.out_cap = out_cap;
     s.idle_ms = (long long)idle_s * 1000;
     s.deadline_ms = (long long)deadline_s * 1000;
+    s.grace_ms = (long long)grace_s * 1000;
     s.scratch_size = out_cap < READ_CHUNK ? out_cap : READ_CHUNK;
     s.scratch = malloc(s.scratch_size);
     s.room = max_clients < 64 ? max_clients : 64;
@@ -780,7 +803,7 @@ int main(int argc, char **argv)
         free(s.clients);
         return 1;
     }
-    s.pfds[STOP_SLOT] = (struct pollfd){.fd = stop_pipe[0], .events = POLLIN, .revents = 0};
+    s.pfds[STOP_SLOT] = (struct pollfd){.fd = netx_stop_fd(), .events = POLLIN, .revents = 0};
     s.pfds[LISTEN_SLOT] = (struct pollfd){.fd = listener, .events = POLLIN, .revents = 0};
     s.now = now_ms();
     s.next_sweep = s.now + 1000;
@@ -798,11 +821,12 @@ int main(int argc, char **argv)
     while (s.nclients > 0) {
         drop_client(&s, s.nclients - 1);
     }
-    netx_close(listener);
+    if (s.pfds[LISTEN_SLOT].fd >= 0) {
+        netx_close(listener); /* not closed yet by a drain */
+    }
     free(s.scratch);
     free(s.pfds);
     free(s.clients);
-    close(stop_pipe[0]);
-    close(stop_pipe[1]);
+    netx_log_flush(); /* lines netx_log() held back, counted */
     return status;
 }

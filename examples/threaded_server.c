@@ -21,14 +21,14 @@
  * that trickles a byte every few seconds, the "slowloris" attack - defeats
  * that, so a total deadline (-d) closes any client connected for too long,
  * whatever it does. On SIGINT (Ctrl-C) or SIGTERM the server stops
- * accepting, closes every client, waits for every thread and exits 0.
+ * accepting, lets every client finish what it asked for (for at most the
+ * grace period, -g), waits for every thread and exits 0; a second signal
+ * stops it at once.
  *
  * Run it with NETX_TRACE=1 to see each step as libnetx takes it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <netx.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -44,6 +44,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: %s [-H HOST] [-p PORT] [-n MAX] [-t SECONDS] [-d SECONDS]\n"
+            "       [-g SECONDS]\n"
             "  Echo every client's bytes back to it, one thread per client.\n"
             "  -H HOST     address to listen on (default localhost)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
@@ -53,6 +54,9 @@ static void usage(FILE *out)
             "              (default 0: never)\n"
             "  -d SECONDS  close a client connected for that long, whatever it\n"
             "              does, 0 to 86400 (default 0: never)\n"
+            "  -g SECONDS  on SIGINT or SIGTERM, stop accepting and let the clients\n"
+            "              finish for at most this long, 0 to 3600 (default 5);\n"
+            "              a second signal stops at once\n"
             "  -h          show this help\n",
             prog);
 }
@@ -103,70 +107,22 @@ static long long now_ms(void)
 }
 
 /*
- * Stopping on Ctrl-C (SIGINT) or SIGTERM. libnetx retries a call that a
- * signal interrupts, so a flag set by the handler would not wake us; instead
- * the handler writes a byte to a pipe, and we wait with poll() on the
- * listening socket and on that pipe together (the "self-pipe trick").
- *
- * In a threaded program a signal goes to any one thread that does not block
- * it. Only the main thread waits on the pipe, so the client threads are
- * started with SIGINT and SIGTERM blocked (see start_client()): the handler
- * then always runs in the main thread, and a client thread's recv() is never
- * interrupted by it.
+ * Stopping on Ctrl-C (SIGINT) or SIGTERM. netx_stop_on() makes the signal
+ * end every libnetx call that is waiting, in whichever thread: the main
+ * thread's accept and each client thread's recv or send fail with
+ * ECANCELED. The main thread then stops accepting and starts the drain
+ * (netx_stop_drain()): calls wait again, so each client thread finishes
+ * what its client asked for, until the client ends its side or the grace
+ * period (-g) is over. Then - or at once on a second signal - every wait is
+ * cancelled for good, and the threads end.
  */
-static int stop_pipe[2] = {-1, -1};
+static int grace_ms = 5000;
 
-static void on_signal(int sig)
+/* A call failed with ECANCELED: 1 if we are draining and may call it
+ * again, 0 if we must stop now. Any thread may start the drain. */
+static int may_drain(void)
 {
-    (void)sig;
-    int saved = errno; /* a handler must not disturb the code it interrupts */
-    ssize_t ignored = write(stop_pipe[1], "", 1);
-    (void)ignored;
-    errno = saved;
-}
-
-static int catch_stop_signals(void)
-{
-    if (pipe(stop_pipe) != 0) {
-        return -1;
-    }
-    for (int i = 0; i < 2; i++) {
-        fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
-        fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * Wait until fd has something to read: 1, or 0 once a stop was asked for.
- * With fd = -1, just wait timeout_ms milliseconds: 1 when they have passed,
- * 0 if a stop was asked for first. timeout_ms = -1 waits as long as it takes.
- */
-static int wait_readable(int fd, int timeout_ms)
-{
-    struct pollfd p[2] = {{.fd = stop_pipe[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
-    for (;;) {
-        int n = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue; /* our own signal: the pipe now says why */
-            }
-            return 0;
-        }
-        if (p[0].revents != 0) {
-            return 0;
-        }
-        if (n == 0 || p[1].revents != 0) {
-            return 1;
-        }
-    }
+    return grace_ms > 0 && netx_stop_drain(grace_ms) == 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -205,6 +161,7 @@ enum ending {
     FAILED,   /* a call failed; netx_last_error() says which and why */
     SILENT,   /* -t: it sent nothing, or took nothing, for too long */
     OVERTIME, /* -d: it has been connected for too long */
+    STOPPED,  /* the server is stopping, and this client's time is up */
 };
 
 /*
@@ -261,9 +218,13 @@ static enum ending arm_limit(const struct client *c, struct limit *lim)
     return SERVING;
 }
 
-/* A recv or send failed: which limit ran out, if either did. */
+/* A recv or send failed: which limit ran out, if either did; SERVING to
+ * call it again, because a stop cancelled it and we are draining. */
 static enum ending why_failed(const struct limit *lim)
 {
+    if (errno == ECANCELED) {
+        return may_drain() ? SERVING : STOPPED;
+    }
     if (errno != ETIMEDOUT) {
         return FAILED;
     }
@@ -286,7 +247,11 @@ static enum ending send_echo(const struct client *c, const char *buf, size_t len
         }
         ssize_t n = netx_send(c->fd, buf + off, len - off);
         if (n < 0) {
-            return why_failed(lim);
+            enum ending why = why_failed(lim);
+            if (why == SERVING) {
+                continue; /* draining: send the rest */
+            }
+            return why;
         }
         off += (size_t)n;
     }
@@ -340,16 +305,18 @@ static void *serve_client(void *arg)
     pthread_mutex_unlock(&clients.lock);
 
     /* One client's error ends that client only, never the server. While
-     * shutting down, the errors are ours (we shut the socket), so stay quiet. */
+     * the server shuts down after an error of its own, the errors are ours
+     * (we shut the socket), so stay quiet. netx_log() never blocks: a
+     * standard error that nobody reads cannot stall this thread. */
     if (!stopping) {
         if (end == SILENT) {
-            fprintf(stderr, "%s: %s was silent for %d s, closing it\n", prog, c->peer,
-                    clients.idle_timeout_s);
+            netx_log("%s: %s was silent for %d s, closing it", prog, c->peer,
+                     clients.idle_timeout_s);
         } else if (end == OVERTIME) {
-            fprintf(stderr, "%s: %s was connected for %d s, the most allowed (-d); closing it\n",
-                    prog, c->peer, clients.deadline_s);
+            netx_log("%s: %s was connected for %d s, the most allowed (-d); closing it", prog,
+                     c->peer, clients.deadline_s);
         } else if (end == FAILED) {
-            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+            netx_log("%s: %s", prog, netx_last_error());
         }
     }
     netx_close(fd);
@@ -397,8 +364,9 @@ static void refuse_client(int fd, const char *peer)
      * stream, not "connection reset". */
     netx_shutdown(fd, SHUT_WR);
     netx_close(fd);
-    fprintf(stderr, "%s: told %s the server is busy (limit: %d clients)\n", prog, peer,
-            clients.max);
+    /* A flood of clients makes a flood of these: netx_log() writes one a
+     * second and counts the rest. */
+    netx_log("%s: told %s the server is busy (limit: %d clients)", prog, peer, clients.max);
 }
 
 /*
@@ -435,23 +403,12 @@ static void start_client(int place, int fd, const char *peer, const pthread_attr
      * must get storage of its own: here its place in the table, which is not
      * touched again until that thread has been joined.
      *
-     * The thread starts with the signal mask of the thread that creates it,
-     * so block SIGINT and SIGTERM just for the call: the new thread keeps
-     * them blocked, and they go to the main thread's handler.
      */
-    sigset_t stop_signals;
-    sigset_t old;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
     int rc = pthread_create(&c->thread, attr, serve_client, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-
     if (rc != 0) {
         /* Out of threads or memory: this client only is closed. pthread
          * functions return their error instead of setting errno. */
-        fprintf(stderr, "%s: pthread_create for %s: %s; closing it\n", prog, peer, strerror(rc));
+        netx_log("%s: pthread_create for %s: %s; closing it", prog, peer, strerror(rc));
         pthread_mutex_lock(&clients.lock);
         clients.active--;
         pthread_mutex_unlock(&clients.lock);
@@ -462,13 +419,15 @@ static void start_client(int place, int fd, const char *peer, const pthread_attr
 }
 
 /*
- * Stop serving: wake every client thread and wait for all of them.
+ * Stop serving and wait for every client thread.
  *
- * A client thread is usually blocked in recv() waiting for its client.
- * shutdown(SHUT_RDWR) ends the connection in both directions without closing
- * the descriptor (which the thread still owns): its recv() returns 0 at once,
- * as if the client had closed, and a blocked send() fails. Each thread then
- * closes its own socket and ends.
+ * After a stop signal (graceful) the threads are left to finish: the drain
+ * lets them serve until each client is done or the grace period is over,
+ * when the library cancels their waits. When the server stops because its
+ * listener broke (not graceful), each client is woken at once instead:
+ * shutdown(SHUT_RDWR) ends the connection in both directions without
+ * closing the descriptor (which the thread still owns), so its recv()
+ * returns 0 and a blocked send() fails.
  *
  * pthread_join() waits until a thread has really ended and frees its stack,
  * so when this returns no thread is left running and nothing is leaked.
@@ -476,17 +435,25 @@ static void start_client(int place, int fd, const char *peer, const pthread_attr
  * be running its last instructions when main() returns, and its memory is
  * then never freed.)
  */
-static void stop_clients(void)
+static void stop_clients(int graceful)
 {
     pthread_mutex_lock(&clients.lock);
-    clients.stopping = 1;
-    for (int i = 0; i < clients.max; i++) {
-        struct client *c = &clients.table[i];
-        if (c->in_use && !c->finished) {
-            netx_shutdown(c->fd, SHUT_RDWR);
+    int waiting = clients.active;
+    if (!graceful) {
+        clients.stopping = 1;
+        for (int i = 0; i < clients.max; i++) {
+            struct client *c = &clients.table[i];
+            if (c->in_use && !c->finished) {
+                netx_shutdown(c->fd, SHUT_RDWR);
+            }
         }
     }
     pthread_mutex_unlock(&clients.lock);
+    if (graceful && waiting > 0) {
+        netx_log("%s: stopping: letting %d clients finish for up to %d s "
+                 "(signal again to stop now)",
+                 prog, waiting, grace_ms / 1000);
+    }
 
     for (int i = 0; i < clients.max; i++) {
         if (clients.table[i].in_use) {
@@ -510,10 +477,16 @@ int main(int argc, char **argv)
     long max_clients = 64;
     long idle_timeout_s = 0;
     long deadline_s = 0;
+    long grace_s = 5;
     int opt;
 
+    /* First of all: descriptors 0, 1 and 2 must be open, or our sockets
+     * would get those numbers and printf() would write into them. */
+    if (netx_stdio_reserve() != 0) {
+        return 1;
+    }
     opterr = 0; /* we print our own messages */
-    while ((opt = getopt(argc, argv, ":hH:p:n:t:d:")) != -1) {
+    while ((opt = getopt(argc, argv, ":hH:p:n:t:d:g:")) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -541,6 +514,11 @@ int main(int argc, char **argv)
                 bad_usage("-d \"%s\": not a number of seconds from 0 to 86400", optarg);
             }
             break;
+        case 'g':
+            if (parse_number(optarg, 0, 3600, &grace_s) != 0) {
+                bad_usage("-g \"%s\": not a number of seconds from 0 to 3600", optarg);
+            }
+            break;
         case ':':
             bad_usage("option -%c needs a value", optopt);
             break;
@@ -551,10 +529,12 @@ int main(int argc, char **argv)
     if (optind < argc) {
         bad_usage("unexpected argument \"%s\"", argv[optind]);
     }
-    if (catch_stop_signals() != 0) {
-        perror(prog);
+    /* The two lines that make a libnetx program stoppable. */
+    if (netx_stop_on(SIGINT) != 0 || netx_stop_on(SIGTERM) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         return 1;
     }
+    grace_ms = (int)grace_s * 1000;
 
     clients.max = (int)max_clients;
     clients.idle_timeout_s = (int)idle_timeout_s;
@@ -581,12 +561,6 @@ int main(int argc, char **argv)
         free(clients.table);
         return 1;
     }
-    /* poll() says a client is waiting, but it may reset its connection
-     * before we accept it; a blocking accept() would then wait for the next
-     * one and could not notice a stop. Non-blocking, accept() says EAGAIN and
-     * we go back to poll(). (Accepted sockets are blocking all the same.) */
-    netx_set_nonblocking(server, 1);
-
     netx_addr local;
     char text[NETX_ADDRSTRLEN];
     netx_local_addr(server, &local);
@@ -594,39 +568,37 @@ int main(int argc, char **argv)
     printf("listening on %s\n", text);
     fflush(stdout);
 
-    /* Step 3, over and over: accept each client and hand it to a thread. */
+    /* Step 3, over and over: accept each client and hand it to a thread,
+     * until a stop signal cancels the accept. */
     int status = 0;
     int out_of_descriptors = 0;
-    while (wait_readable(server, -1)) {
+    while (!netx_stopping()) {
         netx_addr peer;
         int fd = netx_accept(server, &peer);
         if (fd < 0) {
             int err = errno;
-            if (err == EAGAIN || err == EWOULDBLOCK) {
-                continue; /* that client went away: wait for the next */
+            if (err == ECANCELED) {
+                break; /* SIGINT or SIGTERM */
             }
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 /* Out of descriptors (or memory). The client stays queued,
-                 * so poll() would say "ready" again at once and we would
+                 * so accepting again at once would fail again at once: a
                  * spin. Pause, and try again when clients may have gone. */
                 if (!out_of_descriptors) {
-                    fprintf(stderr, "%s: %s; pausing 100 ms between accepts\n", prog,
-                            netx_last_error());
+                    netx_log("%s: %s; pausing 100 ms between accepts", prog, netx_last_error());
                     out_of_descriptors = 1;
                 }
-                if (!wait_readable(-1, 100)) {
-                    break;
-                }
+                nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
                 continue;
             }
             if (listener_broken(err)) {
-                fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+                netx_log("%s: %s", prog, netx_last_error());
                 status = 1;
                 break;
             }
             /* Linux passes on errors of the new connection (ENETUNREACH,
              * EPROTO, ...); that connection is gone, the listener is fine. */
-            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+            netx_log("%s: %s", prog, netx_last_error());
             continue;
         }
         out_of_descriptors = 0;
@@ -643,12 +615,14 @@ int main(int argc, char **argv)
 
     /* Stop: close the listener first, so that clients arriving now are
      * refused by the system instead of waiting for an accept that will not
-     * come; then end every client and wait for its thread. */
+     * come; then let every client finish and wait for its thread. */
     netx_close(server);
-    stop_clients();
+    if (status == 0) {
+        may_drain(); /* the clients' waits work again, until the grace ends */
+    }
+    stop_clients(status == 0);
     pthread_attr_destroy(&attr);
     free(clients.table);
-    close(stop_pipe[0]);
-    close(stop_pipe[1]);
+    netx_log_flush(); /* lines netx_log() held back, counted */
     return status;
 }

@@ -49,33 +49,32 @@ static void bad_usage(const char *fmt, ...)
 
 /*
  * Stopping on Ctrl-C (SIGINT) or SIGTERM. A datagram server has a single
- * socket, so it needs no poll(): it waits in recvfrom() itself, with a
- * receive timeout of a quarter of a second, and the handler only sets a
- * flag. libnetx retries a call that a signal interrupts, so the flag is seen
- * when the wait ends - at most STOP_CHECK_MS later. Two system calls per
- * datagram (recvfrom and sendto), no more: this server is as fast as one
- * written on the bare system calls.
+ * socket, so it needs no poll(): it waits in recvfrom() itself, and
+ * netx_stop_on() makes the signal end that wait (ECANCELED). Two system
+ * calls per datagram (recvfrom and sendto), as in a server written on the
+ * bare system calls.
+ *
+ * Stopping gracefully, for datagrams: there are no connections to finish,
+ * but datagrams that arrived before the stop are still queued in the
+ * socket. We answer those - reading until the queue is empty, never waiting
+ * for more - and then exit.
  */
-#define STOP_CHECK_MS 250
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
+static void answer_queued(int fd, char *buf, size_t cap)
 {
-    (void)sig;
-    stop_requested = 1;
-}
-
-static int catch_stop_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
-        return -1;
+    if (netx_stop_drain(2000) != 0 || netx_set_nonblocking(fd, 1) != 0) {
+        return; /* a second signal: stop at once */
     }
-    return 0;
+    for (int i = 0; i < 100000; i++) { /* bounded: new ones may keep coming */
+        netx_addr from;
+        ssize_t n = netx_recvfrom(fd, buf, cap, &from);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECANCELED) {
+                return; /* the queue is empty, or a second signal came */
+            }
+            continue; /* one bad datagram (cut short, refused): the next */
+        }
+        netx_sendto(fd, buf, (size_t)n, &from);
+    }
 }
 
 int main(int argc, char **argv)
@@ -84,6 +83,11 @@ int main(int argc, char **argv)
     uint16_t port = 12345;
     int opt;
 
+    /* First of all: descriptors 0, 1 and 2 must be open, or our socket
+     * would get one of those numbers and printf() would write into it. */
+    if (netx_stdio_reserve() != 0) {
+        return 1;
+    }
     opterr = 0; /* we print our own messages */
     while ((opt = getopt(argc, argv, ":hH:p:")) != -1) {
         switch (opt) {
@@ -108,8 +112,9 @@ int main(int argc, char **argv)
     if (optind < argc) {
         bad_usage("unexpected argument \"%s\"", argv[optind]);
     }
-    if (catch_stop_signals() != 0) {
-        perror(prog);
+    /* The two lines that make a libnetx program stoppable. */
+    if (netx_stop_on(SIGINT) != 0 || netx_stop_on(SIGTERM) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         return 1;
     }
 
@@ -130,21 +135,25 @@ int main(int argc, char **argv)
      * buffer holds the largest datagram UDP can carry (65507 bytes over
      * IPv4), so nothing is ever cut short. */
     static char buf[65536];
-    netx_set_timeout(fd, STOP_CHECK_MS);
-    while (!stop_requested) {
+    for (;;) {
         netx_addr from;
         ssize_t n = netx_recvfrom(fd, buf, sizeof buf, &from);
         if (n < 0) {
-            if (errno != ETIMEDOUT) {
-                /* One bad datagram is not the end of the server. */
-                fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+            if (errno == ECANCELED) {
+                answer_queued(fd, buf, sizeof buf); /* SIGINT or SIGTERM */
+                break;
             }
-            continue; /* a quiet moment: look at the flag again */
+            /* One bad datagram is not the end of the server. netx_log()
+             * never blocks, and a flood of bad ones makes one line a
+             * second. */
+            netx_log("%s: %s", prog, netx_last_error());
+            continue;
         }
         if (netx_sendto(fd, buf, (size_t)n, &from) < 0) {
-            fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+            netx_log("%s: %s", prog, netx_last_error());
         }
     }
     netx_close(fd);
+    netx_log_flush(); /* lines netx_log() held back, counted */
     return 0;
 }

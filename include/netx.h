@@ -866,6 +866,69 @@ NETX_API int netx_stop_drain(int grace_ms);
 NETX_API int netx_stop_fd(void);
 
 /* ------------------------------------------------------------------------
+ * For servers: standard descriptors, and a log that never blocks
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_stdio_reserve - make sure descriptors 0, 1 and 2 are open, opening
+ * /dev/null on any that is closed. Call it first thing in main(), as
+ * daemons do.
+ *
+ * A program started with standard input, output or error closed (some
+ * service managers and careless scripts do that) hands those numbers to the
+ * next socket or pipe it makes; its printf() then writes into a client's
+ * connection, or into its own pipe. With the numbers taken, that cannot
+ * happen.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set (those of open(2): EMFILE, ENOENT, ...).
+ */
+NETX_API int netx_stdio_reserve(void);
+
+/*
+ * netx_log - write one line to standard error, formatted as printf(3)
+ * does, the way a server must: never blocking, never raising SIGPIPE, never
+ * flooding.
+ *
+ *  - The line is written only if standard error can take it at once (a
+ *    pipe nobody reads, a stopped terminal, a closed reader cannot stall
+ *    the server). A line it cannot take is dropped and counted; the count
+ *    goes out with the next line written.
+ *  - SIGPIPE is never raised, even when the reader goes away mid-write.
+ *  - Each call site (told apart by its format string, so pass a literal)
+ *    writes at most one line a second. The lines it would have written in
+ *    between are counted and the count is added to its next line:
+ *    "threaded_server: told 127.0.0.1:40000 the server is busy (and 848
+ *    more like this in the last 2 s)". Once that second is over, the held
+ *    lines go out as one line - the last of them, with the count of the
+ *    others - at the next netx_log() call or at netx_log_flush().
+ *  - Control characters in the text are escaped, so the line stays one
+ *    line. A newline is added; do not end fmt with one. Lines are cut at
+ *    about 400 bytes.
+ *  - errno is left as it was, so netx_log("%s", netx_last_error()) and
+ *    perror-style code after it still work.
+ *
+ * This and netx_perror() are the only functions that write anything
+ * outside trace mode, and only when called. Not for signal handlers.
+ *
+ * THREAD SAFETY
+ *   Safe from any thread; lines from different threads never mix.
+ */
+NETX_API void netx_log(const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/*
+ * netx_log_flush - write, for each call site of netx_log(), the lines it
+ * held back: the last of them, with the count of the others. Call it before
+ * the program exits (and now and then in a long quiet spell, if you like):
+ * netx_log() itself writes them only when it is called again. Never blocks.
+ */
+NETX_API void netx_log_flush(void);
+
+/* ------------------------------------------------------------------------
  * Errors
  * ------------------------------------------------------------------------ */
 

@@ -57,6 +57,22 @@ static _Atomic int armed;                     /* netx_stop_on() succeeded once *
 static _Atomic int phase = RUNNING;
 static _Atomic int stop_signal;               /* the last stop signal's number */
 static _Atomic long long grace_deadline = -1; /* netx__now_ms() when DRAINING ends */
+static _Atomic int grace_over;                /* STOPPED because the grace period ended */
+
+/* If the grace period of a drain is over, move to STOPPED (for every
+ * thread: netx_stop_drain() then says ECANCELED too). 1 if stopped. */
+static int end_of_grace(void)
+{
+    long long grace = atomic_load(&grace_deadline);
+    if (grace < 0 || netx__now_ms() < grace) {
+        return 0;
+    }
+    int expected = DRAINING;
+    if (atomic_compare_exchange_strong(&phase, &expected, STOPPED)) {
+        atomic_store(&grace_over, 1);
+    }
+    return 1;
+}
 
 /*
  * The handler: only what a signal handler may do. Atomics that are lock
@@ -236,7 +252,7 @@ int netx_stop_drain(int grace_ms)
         /* Another thread started the drain first (fine), or a second
          * signal came in between (stopped). */
     }
-    if (now == DRAINING) {
+    if (now == DRAINING && !end_of_grace()) {
         return 0;
     }
     return netx__fail(ECANCELED, "stop drain");
@@ -260,7 +276,7 @@ int netx__stop_cause(char *buf, size_t cap)
         return 0;
     }
     signal_text(signo, name, sizeof name);
-    if (atomic_load(&phase) == DRAINING) {
+    if (atomic_load(&grace_over)) {
         snprintf(buf, cap, "stopped by %s: the grace period is over", name);
     } else {
         snprintf(buf, cap, "stopped by %s", name);
@@ -278,26 +294,34 @@ int netx__stop_cause(char *buf, size_t cap)
  */
 int netx__poll(struct pollfd *fds, int n, long long deadline)
 {
+    /* A stop that comes while we wait cancels this wait, even if another
+     * thread has started the drain by the time we look: so compare with the
+     * phase the wait began in, not only with the phase now. */
+    int armed_now = atomic_load_explicit(&armed, memory_order_relaxed);
+    int began = atomic_load(&phase);
     for (;;) {
         int watch = n;
         long long until = deadline;
-        if (atomic_load_explicit(&armed, memory_order_relaxed)) {
+        if (armed_now) {
             int now = atomic_load(&phase);
-            if (now == STOPPING || now == STOPPED) {
+            if (now != began || now == STOPPING || now == STOPPED) {
                 errno = ECANCELED;
                 return -1;
             }
             if (now == DRAINING) {
+                if (end_of_grace()) {
+                    errno = ECANCELED;
+                    return -1;
+                }
                 long long grace = atomic_load(&grace_deadline);
                 if (grace >= 0 && (until < 0 || grace < until)) {
-                    if (netx__now_ms() >= grace) {
-                        errno = ECANCELED;
-                        return -1;
-                    }
                     until = grace;
                 }
             }
-            fds[n] = (struct pollfd){.fd = netx_stop_fd(), .events = POLLIN, .revents = 0};
+            fds[n] = (struct pollfd){.fd = now == RUNNING ? atomic_load(&first_pipe[0])
+                                                          : atomic_load(&second_pipe[0]),
+                                     .events = POLLIN,
+                                     .revents = 0};
             watch = n + 1;
         }
         int wait_ms = -1;
@@ -308,12 +332,13 @@ int netx__poll(struct pollfd *fds, int n, long long deadline)
         int ready = poll(fds, (nfds_t)watch, wait_ms);
         if (ready < 0) {
             if (errno == EINTR) {
-                continue; /* a signal: a stop shows in the pipe, so look again */
+                continue; /* a signal: if it was a stop, the phase says so */
             }
             return -1;
         }
         if (watch > n && fds[n].revents != 0) {
-            continue; /* the phase says what the stop means: ECANCELED above */
+            errno = ECANCELED; /* the pipe of the phase we waited in */
+            return -1;
         }
         if (ready == 0) {
             if (until != deadline) {
@@ -330,6 +355,7 @@ void netx__stop_reset(void)
     atomic_store(&phase, RUNNING);
     atomic_store(&stop_signal, 0);
     atomic_store(&grace_deadline, -1);
+    atomic_store(&grace_over, 0);
     if (atomic_load(&pipes_state) == 2) {
         char sink[64];
         while (read(atomic_load(&first_pipe[0]), sink, sizeof sink) > 0) {

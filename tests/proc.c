@@ -373,6 +373,28 @@ int proc_stop(struct proc *p, int sig, int timeout_ms)
     return proc_finish(p, timeout_ms);
 }
 
+int proc_wait_output(struct proc *p, const char *text, int timeout_ms)
+{
+    long long deadline = proc_now_ms() + timeout_ms;
+    while (strstr(p->err_buf, text) == NULL && strstr(p->out_buf, text) == NULL) {
+        if (pump(p, deadline) != 0 || (p->out < 0 && p->err < 0)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int proc_stop_now(struct proc *p, int sig, int timeout_ms)
+{
+    kill(p->pid, sig);
+    /* Two signals sent at once may arrive as one: send the second only once
+     * the server says it is draining (or has gone). */
+    if (proc_wait_output(p, "stopping:", timeout_ms) == 0) {
+        kill(p->pid, sig);
+    }
+    return proc_finish(p, timeout_ms);
+}
+
 int proc_run(struct proc *p, const char *const argv[], const char *stdin_text, int timeout_ms)
 {
     if (proc_start(p, argv, NULL, stdin_text != NULL) != 0) {

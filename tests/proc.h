@@ -69,6 +69,18 @@ int proc_finish(struct proc *p, int timeout_ms);
 /* Send a signal, then proc_finish(). */
 int proc_stop(struct proc *p, int sig, int timeout_ms);
 
+/* Read its output until text appears on stdout or stderr: 0, or -1 after
+ * timeout_ms or when both streams have ended without it. */
+int proc_wait_output(struct proc *p, const char *text, int timeout_ms);
+
+/*
+ * Stop a server at once, as a user does with two Ctrl-C: the first signal
+ * starts a graceful stop, and once the server says "stopping:" (it is
+ * draining) the second stops it. A server with nothing to drain exits at
+ * the first. Then proc_finish().
+ */
+int proc_stop_now(struct proc *p, int sig, int timeout_ms);
+
 /* Start, feed stdin_text (NULL: none), and finish: for programs that run
  * to completion. Returns the exit status, or -1. */
 int proc_run(struct proc *p, const char *const argv[], const char *stdin_text, int timeout_ms);

@@ -1,8 +1,9 @@
 /*
  * test_addr.c - addresses: netx_resolve() of literals, names and the
  * wildcard; netx_addr_parse() and netx_addr_format() and their round trip;
- * netx_addr_port(); and the addresses of real sockets (netx_peer_addr(),
- * netx_local_addr(), netx_local_port()) with their errors.
+ * netx_parse_port() (one to five digits); netx_addr_port(); and the
+ * addresses of real sockets (netx_peer_addr(), netx_local_addr(),
+ * netx_local_port()) with their errors.
  */
 #include "support.h"
 
@@ -200,6 +201,55 @@ static void addr_parse_rejects_malformed_einval(void **state)
             fail_msg("netx_addr_parse(\"%s\") = %d, errno %d; want -1, EINVAL", bad[i], rc, errno);
         }
     }
+}
+
+/* A port is one to five digits: leading zeros are fine up to five ("00080"
+ * is 80), but a run of zeros longer than any port is text no one typed. */
+static void addr_parse_port_more_than_five_digits_einval(void **state)
+{
+    (void)state;
+    static const char *const too_long[] = {
+        "000080",                 /* six digits, value 80 */
+        "0000000000000000000080", /* twenty-two digits, value 80 */
+        "000000",                 /* six zeros */
+        "065535",                 /* six digits, value 65535 */
+    };
+    uint16_t port = 1;
+
+    for (size_t i = 0; i < sizeof too_long / sizeof too_long[0]; i++) {
+        errno = 0;
+        int rc = netx_parse_port(too_long[i], &port);
+        if (rc != -1 || errno != EINVAL) {
+            fail_msg("netx_parse_port(\"%s\") = %d (port %u), errno %d; want -1, EINVAL",
+                     too_long[i], rc, (unsigned)port, errno);
+        }
+    }
+    /* The boundary from the other side: five digits are read. */
+    assert_int_equal(netx_parse_port("00080", &port), 0);
+    assert_int_equal(port, 80);
+    assert_int_equal(netx_parse_port("65535", &port), 0);
+    assert_int_equal(port, 65535);
+    assert_int_equal(netx_parse_port("0", &port), 0);
+    assert_int_equal(port, 0);
+}
+
+/* The port inside an address follows the same rule as netx_parse_port(). */
+static void addr_parse_port_of_six_digits_einval(void **state)
+{
+    (void)state;
+    netx_addr a;
+
+    errno = 0;
+    assert_int_equal(netx_addr_parse("127.0.0.1:000080", &a), -1);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(netx_addr_parse("[::1]:0000000000000000000080", &a), -1);
+    assert_int_equal(errno, EINVAL);
+    /* Five digits, leading zeros included, are a port. */
+    assert_int_equal(netx_addr_parse("127.0.0.1:00080", &a), 0);
+    assert_ipv4(&a, "127.0.0.1", 80);
+    assert_int_equal(netx_addr_parse("[::1]:08080", &a), 0);
+    assert_ipv6(&a, "::1", 8080);
 }
 
 static void addr_parse_null_arguments_einval(void **state)
@@ -444,6 +494,8 @@ int main(void)
         TEST(addr_resolve_bad_arguments_einval),
         TEST(addr_parse_accepts_ipv4_and_bracketed_ipv6),
         TEST(addr_parse_rejects_malformed_einval),
+        TEST(addr_parse_port_more_than_five_digits_einval),
+        TEST(addr_parse_port_of_six_digits_einval),
         TEST(addr_parse_null_arguments_einval),
         TEST(addr_format_ipv4_dotted_with_port),
         TEST(addr_format_ipv6_bracketed),

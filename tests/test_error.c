@@ -1,8 +1,9 @@
 /*
  * test_error.c - the per-thread error record: netx_last_error() and its
  * sentences, netx_last_errno(), netx_last_gai_error(),
- * netx_last_transferred() and netx_perror(), and the errno a resolver
- * failure maps to.
+ * netx_last_transferred() and netx_perror(), the errno a resolver failure
+ * maps to, and sentences and trace lines that stay one line whatever the
+ * caller's text holds.
  *
  * Failures are provoked with real loopback sockets: a port that was just
  * closed refuses connections, a peer that stops sending makes a receive
@@ -308,6 +309,123 @@ static void error_resolve_unknown_host_sentence_exact(void **state)
     assert_string_equal(netx_last_error(), want);
 }
 
+/* Sentences quote what the caller passed in ---------------------------------- */
+
+/* Fail unless text holds no control character at all (a newline would let
+ * the caller's input start a second, forged line in a log). */
+static void assert_no_control_chars(const char *text)
+{
+    for (size_t i = 0; text[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f) {
+            fail_msg("control character 0x%02x at offset %zu of \"%s\"", c, i, text);
+        }
+    }
+}
+
+static void error_parse_port_control_chars_escaped(void **state)
+{
+    (void)state;
+    uint16_t port;
+    char want[200];
+
+    assert_int_equal(netx_parse_port("1\nnetx: forged", &port), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_no_control_chars(netx_last_error());
+    /* The newline shows as backslash and n, the rest of the text as typed. */
+    snprintf(want, sizeof want, "port \"1\\nnetx: forged\": not a number from 0 to 65535: %s",
+             strerror(EINVAL));
+    assert_string_equal(netx_last_error(), want);
+
+    assert_int_equal(netx_parse_port("8\r\x1b[2J", &port), -1);
+    assert_no_control_chars(netx_last_error());
+    assert_non_null(strstr(netx_last_error(), "\"8\\r\\x1b[2J\""));
+}
+
+static void error_addr_parse_control_chars_escaped(void **state)
+{
+    (void)state;
+    netx_addr a;
+
+    assert_int_equal(netx_addr_parse("127.0.0.1:80\r\nnetx: forged\x1b[0m", &a), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_no_control_chars(netx_last_error());
+    assert_non_null(strstr(netx_last_error(), "127.0.0.1:80\\r\\nnetx: forged\\x1b[0m"));
+
+    /* In the host part too, and with a control character that has no
+     * short escape (0x01). */
+    assert_int_equal(netx_addr_parse("[::1\n]:80", &a), -1);
+    assert_no_control_chars(netx_last_error());
+    assert_non_null(strstr(netx_last_error(), "[::1\\n]:80"));
+    char text[32];
+    snprintf(text, sizeof text, "%c127.0.0.1:80", 1);
+    assert_int_equal(netx_addr_parse(text, &a), -1);
+    assert_no_control_chars(netx_last_error());
+    assert_non_null(strstr(netx_last_error(), "\\x01127.0.0.1:80"));
+}
+
+/* A name with a newline is looked up in /etc/hosts alone (main() set that
+ * up), so the lookup never leaves the machine. */
+static void error_resolve_name_with_newline_escaped(void **state)
+{
+    (void)state;
+    netx_addr a;
+    char want[300];
+    support_require_offline_resolver();
+
+    assert_int_equal(netx_resolve("bad\nnetx: forged.invalid", 80, &a, 1), -1);
+    assert_no_control_chars(netx_last_error());
+    snprintf(want, sizeof want, "resolve bad\\nnetx: forged.invalid: %s",
+             gai_strerror(netx_last_gai_error()));
+    assert_string_equal(netx_last_error(), want);
+}
+
+static void error_tcp_listen_host_with_newline_escaped(void **state)
+{
+    (void)state;
+    support_require_offline_resolver();
+
+    assert_int_equal(netx_tcp_listen("bad\r\nhost\x1b.invalid", 0, 1), -1);
+    assert_no_control_chars(netx_last_error());
+    assert_non_null(strstr(netx_last_error(), "bad\\r\\nhost\\x1b.invalid"));
+}
+
+/* Trace lines quote host names too: each step must stay one line that
+ * starts with "netx: ". */
+static void error_trace_line_with_newline_stays_one_line(void **state)
+{
+    (void)state;
+    netx_addr a;
+    char text[2048];
+    support_require_offline_resolver();
+
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    netx_trace(f);
+    int rc = netx_resolve("bad\nnetx: forged.invalid", 80, &a, 1);
+    netx_trace(NULL);
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+
+    assert_int_equal(rc, -1);
+    assert_true(n > 0);
+    assert_non_null(strstr(text, "netx: resolve(bad\\nnetx: forged.invalid) = -1 ("));
+    /* Every line is a whole step: "netx: " first, no control character in
+     * it, a newline at its end. */
+    for (char *line = text; *line != '\0';) {
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        *end = '\0';
+        if (strncmp(line, "netx: ", 6) != 0) {
+            fail_msg("trace line not from a step: \"%s\"", line);
+        }
+        assert_no_control_chars(line);
+        line = end + 1;
+    }
+}
+
 int main(void)
 {
     support_offline_resolver();
@@ -326,6 +444,11 @@ int main(void)
         TEST(error_perror_without_prefix_prints_sentence),
         TEST(error_resolve_unknown_host_enoent),
         TEST(error_resolve_unknown_host_sentence_exact),
+        TEST(error_parse_port_control_chars_escaped),
+        TEST(error_addr_parse_control_chars_escaped),
+        TEST(error_resolve_name_with_newline_escaped),
+        TEST(error_tcp_listen_host_with_newline_escaped),
+        TEST(error_trace_line_with_newline_stays_one_line),
     };
     return cmocka_run_group_tests_name("error", tests, NULL, NULL);
 }

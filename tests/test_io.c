@@ -2,13 +2,14 @@
  * test_io.c - step 4, exchanging data, over real loopback TCP pairs:
  * netx_send/netx_recv, the whole-buffer loops netx_send_all/netx_recv_all,
  * end of stream, resets, timeouts that say ETIMEDOUT, writing to a closed
- * peer without SIGPIPE, non-blocking sockets, argument checks, the error
- * sentence, and IPv6.
+ * peer without SIGPIPE, non-blocking sockets, receiving 0 bytes, argument
+ * checks, the error sentence, and IPv6.
  */
 #include "support.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,6 +403,90 @@ static void io_recv_null_buf_einval(void **state)
     netx_close(s);
 }
 
+/* Asking for 0 bytes leaves nothing to wait for: netx_recv() returns 0 at
+ * once, without a system call, where recv(2) on a blocking socket would
+ * wait until data came. Nothing is taken from the stream. */
+static void io_recv_zero_cap_no_data_returns_0_at_once(void **state)
+{
+    (void)state;
+    int c, s;
+    char buf[8];
+    support_tcp_pair("127.0.0.1", &c, &s);
+    /* Blocking, nothing sent: a call that waited would end only with this
+     * timeout, -1 and ETIMEDOUT. */
+    assert_int_equal(netx_set_timeout(c, 2000), 0);
+    assert_int_equal(netx_set_timeout(s, IO_GUARD_MS), 0);
+    fault_reset(); /* count the receives from here on */
+
+    long long t0 = now_ms();
+    assert_int_equal(netx_recv(c, buf, 0), 0);
+    assert_int_equal(netx_recv(c, NULL, 0), 0); /* no buffer needed for 0 bytes */
+    long long took = now_ms() - t0;
+    assert_true(took < 1000); /* it did not wait for the timeout */
+    assert_int_equal(fault_count(FAULT_RECV), 0);
+
+    /* The stream is untouched: what the peer sends now arrives whole, and a
+     * receive of 0 bytes with data waiting takes none of it. */
+    assert_int_equal(netx_send_all(s, "after", 5), 0);
+    assert_int_equal(netx_recv(c, buf, 0), 0);
+    assert_int_equal(netx_recv_all(c, buf, 5), 5);
+    assert_memory_equal(buf, "after", 5);
+    netx_close(c);
+    netx_close(s);
+}
+
+/* On a non-blocking socket, 0 bytes asked is 0 bytes received, not EAGAIN;
+ * and data already there stays for the next receive. */
+static void io_recv_zero_cap_nonblocking_returns_0_not_eagain(void **state)
+{
+    (void)state;
+    int c, s;
+    char buf[8];
+    guarded_pair(&c, &s);
+    assert_int_equal(netx_set_nonblocking(c, 1), 0);
+
+    errno = 0;
+    assert_int_equal(netx_recv(c, buf, 0), 0);
+    assert_int_equal(errno, 0);
+
+    assert_int_equal(netx_send_all(s, "before", 6), 0);
+    struct pollfd p = {.fd = c, .events = POLLIN, .revents = 0};
+    assert_int_equal(poll(&p, 1, IO_GUARD_MS), 1);
+    assert_int_equal(netx_recv(c, buf, 0), 0);
+    /* Still readable, and every byte still there. */
+    assert_int_equal(poll(&p, 1, 0), 1);
+    assert_int_equal(netx_recv_all(c, buf, 6), 6);
+    assert_memory_equal(buf, "before", 6);
+    netx_close(c);
+    netx_close(s);
+}
+
+/* recvmsg(2) with no room would take a waiting datagram and throw it away;
+ * netx_recvfrom() with cap 0 returns 0 and leaves it for the next call. */
+static void io_recvfrom_zero_cap_keeps_queued_datagram(void **state)
+{
+    (void)state;
+    netx_addr self, from;
+    char buf[16];
+    int u = netx_udp_bind("127.0.0.1", 0);
+    assert_true(u >= 0);
+    assert_int_equal(netx_set_timeout(u, 2000), 0);
+    assert_int_equal(netx_local_addr(u, &self), 0);
+    /* A datagram to ourselves, queued before the receive of 0 bytes. */
+    assert_int_equal(netx_sendto(u, "dgram", 5, &self), 5);
+    struct pollfd p = {.fd = u, .events = POLLIN, .revents = 0};
+    assert_int_equal(poll(&p, 1, IO_GUARD_MS), 1);
+
+    assert_int_equal(netx_recvfrom(u, buf, 0, &from), 0);
+    assert_int_equal(netx_recvfrom(u, NULL, 0, NULL), 0);
+
+    assert_int_equal(poll(&p, 1, 0), 1); /* still queued */
+    assert_int_equal(netx_recvfrom(u, buf, sizeof buf, &from), 5);
+    assert_memory_equal(buf, "dgram", 5);
+    assert_int_equal(netx_addr_port(&from), netx_addr_port(&self));
+    netx_close(u);
+}
+
 static void io_send_all_recv_all_null_buf_einval(void **state)
 {
     (void)state;
@@ -541,6 +626,9 @@ int main(void)
         TEST(io_recv_all_nonblocking_moves_everything),
         TEST(io_send_null_buf_einval),
         TEST(io_recv_null_buf_einval),
+        TEST(io_recv_zero_cap_no_data_returns_0_at_once),
+        TEST(io_recv_zero_cap_nonblocking_returns_0_not_eagain),
+        TEST(io_recvfrom_zero_cap_keeps_queued_datagram),
         TEST(io_send_all_recv_all_null_buf_einval),
         TEST(io_set_timeout_negative_einval),
         TEST(io_recv_timeout_sentence_names_peer_and_fd),

@@ -3,7 +3,10 @@
  * netx_listen, netx_accept, netx_connect, netx_shutdown, netx_close) and
  * the socket options, over real loopback sockets: close-on-exec on every
  * descriptor, SO_REUSEADDR on listeners, blocking accepted sockets,
- * timeouts, refusals, half-close, and error sentences that name the step.
+ * timeouts (a connect without a limit of its own is bounded by the
+ * socket's send timeout), refusals, half-close, graceful close (which waits
+ * until the peer's TCP has acknowledged every byte), and error sentences
+ * that name the step.
  */
 #include "support.h"
 
@@ -12,11 +15,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef __linux__
+#include <linux/sockios.h> /* SIOCOUTQ */
+#endif
 
 /* A bound on every blocking call, so a bug fails a test instead of hanging
  * the binary. */
@@ -77,6 +87,177 @@ static void wait_pending(int lfd)
 {
     struct pollfd p = {.fd = lfd, .events = POLLIN, .revents = 0};
     assert_int_equal(poll(&p, 1, SOCK_GUARD_MS), 1);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* How many connects may go into filling a listener's accept queue. */
+#define FILL_MAX 16
+
+/*
+ * A listener on 127.0.0.1 that answers no SYN, as a host that is down: its
+ * accept queue is as short as can be (listen(2) with backlog 0; netx_listen
+ * would take 0 for the maximum) and filled with connections nobody
+ * accepts, so the system drops every further SYN and a connect to it waits.
+ */
+struct deaf_listener {
+    int lfd;
+    netx_addr addr;
+    int fillers[FILL_MAX];
+    int nfill;
+};
+
+static void deaf_close(struct deaf_listener *d)
+{
+    for (int i = 0; i < d->nfill; i++) {
+        netx_close(d->fillers[i]);
+    }
+    d->nfill = 0;
+    netx_close(d->lfd);
+}
+
+static void deaf_open(struct deaf_listener *d)
+{
+    netx_addr any;
+    assert_int_equal(netx_addr_parse("127.0.0.1:0", &any), 0);
+    d->nfill = 0;
+    d->lfd = netx_socket(AF_INET, SOCK_STREAM);
+    assert_true(d->lfd >= 0);
+    assert_int_equal(netx_bind(d->lfd, &any), 0);
+    assert_int_equal(listen(d->lfd, 0), 0);
+    assert_int_equal(netx_local_addr(d->lfd, &d->addr), 0);
+
+    /* Connect until an attempt gets no answer within 200 ms: from then on
+     * the queue is full. Each attempt is non-blocking, so none can hang. */
+    while (d->nfill < FILL_MAX) {
+        int f = netx_socket(AF_INET, SOCK_STREAM);
+        assert_true(f >= 0);
+        d->fillers[d->nfill++] = f;
+        assert_int_equal(netx_set_nonblocking(f, 1), 0);
+        if (connect(f, (const struct sockaddr *)&d->addr.ss, d->addr.len) == 0) {
+            continue;
+        }
+        assert_int_equal(errno, EINPROGRESS);
+        struct pollfd p = {.fd = f, .events = POLLOUT, .revents = 0};
+        if (poll(&p, 1, 200) == 0) {
+            return; /* still in progress: its SYN was dropped */
+        }
+    }
+    deaf_close(d);
+    fail_msg("a listener with backlog 0 answered %d connects; no unanswered address to test with",
+             FILL_MAX);
+}
+
+/*
+ * A watchdog for a call that might never return: unless the test says it
+ * is done within SOCK_GUARD_MS, it shuts the socket down, which ends any
+ * wait on it (a connect under way fails). A bug then fails the test
+ * instead of hanging it for the minutes an unanswered SYN takes.
+ */
+struct watchdog {
+    int fd;
+    int done;
+    int fired;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+};
+
+static void *watchdog_main(void *arg)
+{
+    struct watchdog *w = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SOCK_GUARD_MS / 1000;
+
+    pthread_mutex_lock(&w->lock);
+    int rc = 0;
+    while (!w->done && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&w->cond, &w->lock, &until);
+    }
+    if (!w->done) {
+        w->fired = 1;
+        shutdown(w->fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static void watchdog_start(struct watchdog *w, int fd)
+{
+    w->fd = fd;
+    w->done = 0;
+    w->fired = 0;
+    assert_int_equal(pthread_mutex_init(&w->lock, NULL), 0);
+    assert_int_equal(pthread_cond_init(&w->cond, NULL), 0);
+    assert_int_equal(pthread_create(&w->thread, NULL, watchdog_main, w), 0);
+}
+
+/* Call off the watchdog; returns 1 if it had fired already. */
+static int watchdog_stop(struct watchdog *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    return w->fired;
+}
+
+/* Bytes sent on fd that the peer's TCP has not acknowledged yet (our FIN
+ * counts as one). Tests that need it are skipped where the system cannot
+ * tell. */
+static int unacknowledged(int fd)
+{
+#ifdef SIOCOUTQ
+    int n = -1;
+    assert_int_equal(ioctl(fd, SIOCOUTQ, &n), 0);
+    return n;
+#else
+    (void)fd;
+    skip();
+    return -1;
+#endif
+}
+
+/* What fill_send_queue() sends at most: more than the largest default
+ * socket buffers of Linux hold (4 MiB to send, 6 MiB to receive). */
+#define FILL_CHUNK  (256 * 1024)
+#define FILL_CHUNKS 64
+
+/*
+ * Send on fd until the system takes no more, because the peer reads
+ * nothing; in non-blocking mode, so it cannot wait. Returns the bytes
+ * taken, of which some are then certainly not acknowledged: they are still
+ * in our send queue. fd is blocking again afterwards.
+ */
+static size_t fill_send_queue(int fd)
+{
+    static unsigned char chunk[FILL_CHUNK];
+    size_t total = 0;
+    int full = 0;
+
+    support_pattern(chunk, sizeof chunk, 23);
+    assert_int_equal(netx_set_nonblocking(fd, 1), 0);
+    for (int i = 0; i < FILL_CHUNKS && !full; i++) {
+        ssize_t n = netx_send(fd, chunk, sizeof chunk);
+        if (n < 0) {
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+            full = 1;
+        } else {
+            total += (size_t)n;
+        }
+    }
+    assert_int_equal(netx_set_nonblocking(fd, 0), 0);
+    assert_true(full);
+    assert_true(unacknowledged(fd) > 0);
+    return total;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -208,6 +389,45 @@ static void socket_connect_timeout_refused_econnrefused(void **state)
      * comes back even when the connection fails. */
     assert_false(is_nonblocking(fd));
     netx_close(fd);
+}
+
+/* netx_connect() with no limit of its own (0) on a socket that has a
+ * timeout: the socket's send timeout bounds the wait for an unanswered
+ * SYN, as it bounds a send, and the call says ETIMEDOUT. */
+static void socket_connect_no_limit_send_timeout_etimedout(void **state)
+{
+    (void)state;
+    struct deaf_listener deaf;
+    struct watchdog w;
+    deaf_open(&deaf);
+    int fd = netx_socket(AF_INET, SOCK_STREAM);
+    assert_true(fd >= 0);
+    assert_int_equal(netx_set_timeout(fd, 300), 0);
+
+    watchdog_start(&w, fd);
+    long long t0 = now_ms();
+    errno = 0;
+    int rc = netx_connect(fd, &deaf.addr, 0);
+    int err = errno;
+    long long took = now_ms() - t0;
+    int fired = watchdog_stop(&w);
+    int nonblocking = is_nonblocking(fd);
+    netx_close(fd);
+    deaf_close(&deaf);
+
+    if (fired) {
+        fail_msg("netx_connect waited %lld ms, past the socket's 300 ms timeout, until the "
+                 "watchdog shut the socket down (rc %d, errno %d)",
+                 took, rc, err);
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(err, ETIMEDOUT);
+    /* It waited for the timeout, and not for ever. The margins are wide:
+     * this checks the limit holds, not how fast the machine is. */
+    assert_true(took >= 250);
+    assert_true(took < SOCK_GUARD_MS);
+    assert_false(nonblocking); /* the caller's blocking mode is back */
+    assert_non_null(strstr(netx_last_error(), strerror(ETIMEDOUT)));
 }
 
 static void socket_connect_timeout_keeps_blocking_mode(void **state)
@@ -419,8 +639,129 @@ static void socket_close_graceful_peer_reset_econnreset(void **state)
     assert_int_equal(setsockopt(s, SOL_SOCKET, SO_LINGER, &hard, sizeof hard), 0);
     netx_close(s); /* sends a reset */
     assert_int_equal(netx_close_graceful(c, 2000), -1);
-    assert_true(errno == ECONNRESET || errno == ENOTCONN);
+    /* The reset, not what shutdown(2) says of a connection that is gone
+     * (ENOTCONN): the caller must learn that data may have been lost. */
+    assert_int_equal(errno, ECONNRESET);
+    assert_int_equal(netx_last_errno(), ECONNRESET);
+    assert_non_null(strstr(netx_last_error(), strerror(ECONNRESET)));
     assert_int_equal(fcntl(c, F_GETFD), -1);
+}
+
+/* A peer that closes with our bytes unread resets the connection (that is
+ * what close(2) does then): ECONNRESET too. */
+static void socket_close_graceful_peer_closed_unread_econnreset(void **state)
+{
+    (void)state;
+    int c, s;
+    support_tcp_pair("127.0.0.1", &c, &s);
+    assert_int_equal(netx_send_all(c, "never read", 10), 0);
+    wait_pending(s); /* the bytes are in s's receive queue */
+    netx_close(s);   /* unread data: a reset, not an end of stream */
+    assert_int_equal(netx_close_graceful(c, SOCK_GUARD_MS), -1);
+    assert_int_equal(errno, ECONNRESET);
+    assert_non_null(strstr(netx_last_error(), strerror(ECONNRESET)));
+    assert_int_equal(fcntl(c, F_GETFD), -1);
+}
+
+/*
+ * The peer half-closes first and never reads, as `nc -N` and HTTP/1.0
+ * clients do: its end of stream arrives at once, but our bytes are still in
+ * our send queue, not at the peer. That is no delivery: ETIMEDOUT, and the
+ * sentence says how many bytes the peer did not acknowledge.
+ */
+static void socket_close_graceful_peer_never_reads_etimedout(void **state)
+{
+    (void)state;
+    int c, s;
+    support_tcp_pair("127.0.0.1", &c, &s);
+    assert_int_equal(netx_shutdown(s, SHUT_WR), 0);
+    size_t sent = fill_send_queue(c);
+
+    long long t0 = now_ms();
+    assert_int_equal(netx_close_graceful(c, 500), -1);
+    long long took = now_ms() - t0;
+    assert_int_equal(errno, ETIMEDOUT);
+    assert_int_equal(fcntl(c, F_GETFD), -1); /* closed all the same */
+    assert_true(took >= 400 && took < SOCK_GUARD_MS);
+
+    /* "graceful close of 127.0.0.1:PORT (fd N): 123 bytes not acknowledged
+     * by the peer: Connection timed out" */
+    const char *msg = netx_last_error();
+    const char *tail = strstr(msg, " bytes not acknowledged by the peer: ");
+    if (tail == NULL) {
+        fail_msg("no count of unacknowledged bytes in \"%s\"", msg);
+    }
+    const char *digits = tail;
+    while (digits > msg && digits[-1] >= '0' && digits[-1] <= '9') {
+        digits--;
+    }
+    long left = strtol(digits, NULL, 10);
+    assert_true(digits < tail);
+    assert_true(left > 0 && (size_t)left <= sent + 1); /* + 1: our FIN */
+    assert_non_null(strstr(msg, strerror(ETIMEDOUT)));
+    netx_close(s);
+}
+
+/* A peer that starts reading only after a pause, in a thread. */
+struct late_reader {
+    int fd;
+    atomic_int started; /* it has begun to read */
+    int eof;            /* it read to end of stream */
+    size_t bytes;
+    pthread_t thread;
+};
+
+static void *late_reader_main(void *arg)
+{
+    struct late_reader *r = arg;
+    static unsigned char sink[64 * 1024];
+    sleep_ms(300);
+    atomic_store(&r->started, 1);
+    /* Bounded: the socket has a receive timeout. */
+    for (;;) {
+        ssize_t n = netx_recv(r->fd, sink, sizeof sink);
+        if (n <= 0) {
+            r->eof = n == 0;
+            break;
+        }
+        r->bytes += (size_t)n;
+    }
+    return NULL;
+}
+
+/*
+ * The peer half-closes first, and reads our bytes only later: graceful
+ * close must wait for that, and say 0 only once the peer's TCP has every
+ * byte. Before the peer reads, its full receive buffer leaves our bytes
+ * unacknowledged, so a 0 that came before it started reading would be a
+ * promise the library cannot keep.
+ */
+static void socket_close_graceful_peer_reads_late_returns_0_after_delivery(void **state)
+{
+    (void)state;
+    int c, s;
+    struct late_reader r;
+    support_tcp_pair("127.0.0.1", &c, &s);
+    assert_int_equal(netx_set_timeout(s, SOCK_GUARD_MS), 0);
+    assert_int_equal(netx_shutdown(s, SHUT_WR), 0);
+    size_t sent = fill_send_queue(c);
+
+    memset(&r, 0, sizeof r);
+    r.fd = s;
+    atomic_init(&r.started, 0);
+    assert_int_equal(pthread_create(&r.thread, NULL, late_reader_main, &r), 0);
+    int rc = netx_close_graceful(c, SOCK_GUARD_MS);
+    int err = errno;
+    int started = atomic_load(&r.started);
+    pthread_join(r.thread, NULL);
+    netx_close(s);
+
+    if (rc != 0) {
+        fail_msg("netx_close_graceful: %s (errno %d)", netx_last_error(), err);
+    }
+    assert_true(started); /* it did not return before the peer read */
+    assert_true(r.eof);
+    assert_int_equal(r.bytes, sent);
 }
 
 int main(void)
@@ -433,6 +774,7 @@ int main(void)
         TEST(socket_accept_nonblocking_nobody_eagain),
         TEST(socket_accept_timeout_etimedout),
         TEST(socket_connect_timeout_refused_econnrefused),
+        TEST(socket_connect_no_limit_send_timeout_etimedout),
         TEST(socket_connect_timeout_keeps_blocking_mode),
         TEST(socket_shutdown_wr_peer_sees_eof_other_way_works),
         TEST(socket_close_twice_ebadf_names_fd),
@@ -447,6 +789,9 @@ int main(void)
         TEST(socket_close_graceful_peer_done_returns_0),
         TEST(socket_close_graceful_peer_silent_etimedout),
         TEST(socket_close_graceful_peer_reset_econnreset),
+        TEST(socket_close_graceful_peer_closed_unread_econnreset),
+        TEST(socket_close_graceful_peer_never_reads_etimedout),
+        TEST(socket_close_graceful_peer_reads_late_returns_0_after_delivery),
     };
     return cmocka_run_group_tests_name("socket", tests, NULL, NULL);
 }

@@ -467,6 +467,26 @@ static void stop_drain_lets_waits_work_until_second_signal(void **state)
     netx_close(s);
 }
 
+/* Another thread starts the drain right after the signal, before a waiting
+ * thread has woken up: that wait was waiting at the moment of the signal,
+ * so it still ends (the main thread's accept, say, must see the stop). */
+static void stop_wait_ends_even_if_drain_started_first(void **state)
+{
+    (void)state;
+    struct waiter w;
+    int c, s;
+    support_tcp_pair("127.0.0.1", &c, &s);
+    assert_int_equal(netx_stop_on(STOP_SIG), 0);
+    waiter_start(&w, CALL_RECV, s);
+    assert_int_equal(kill(getpid(), STOP_SIG), 0); /* handled by this thread */
+    assert_int_equal(netx_stop_drain(60000), 0);
+    waiter_join(&w);
+    assert_int_equal(w.rc, -1);
+    assert_int_equal(w.err, ECANCELED);
+    netx_close(c);
+    netx_close(s);
+}
+
 static void stop_drain_grace_period_over_ecanceled(void **state)
 {
     (void)state;
@@ -483,6 +503,12 @@ static void stop_drain_grace_period_over_ecanceled(void **state)
     assert_true(took >= 150);
     assert_true(took < PROMPT_MS);
     assert_non_null(strstr(netx_last_error(), "stopped by SIGUSR1: the grace period is over"));
+    /* Over for good: a program that asks to drain again is told to stop,
+     * or it would spin. */
+    assert_int_equal(netx_stop_drain(200), -1);
+    assert_int_equal(errno, ECANCELED);
+    assert_int_equal(netx_recv(s, buf, sizeof buf), -1);
+    assert_int_equal(errno, ECANCELED);
     netx_close(c);
     netx_close(s);
 }
@@ -656,6 +682,7 @@ int main(int argc, char **argv)
         STOP_TEST(stop_armed_transfers_arrive_whole),
         STOP_TEST(stop_drain_before_any_signal_einval),
         STOP_TEST(stop_drain_lets_waits_work_until_second_signal),
+        STOP_TEST(stop_wait_ends_even_if_drain_started_first),
         STOP_TEST(stop_drain_grace_period_over_ecanceled),
         STOP_TEST(stop_drain_own_timeout_first_etimedout),
         STOP_TEST(stop_fd_turns_readable_and_changes_after_drain),
