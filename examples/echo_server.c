@@ -66,12 +66,23 @@ static void bad_usage(const char *fmt, ...)
  * wait is cancelled for good, as it is at once on a second signal.
  */
 static int grace_ms = 5000;
+static int listener = -1; /* closed as soon as the stop comes */
 
 /* After a call failed: 1 if a stop cancelled it and we may carry on
  * draining (call it again), 0 if we must give up on this client. */
 static int draining(void)
 {
-    if (errno != ECANCELED || grace_ms == 0 || netx_stop_drain(grace_ms) != 0) {
+    if (errno != ECANCELED) {
+        return 0;
+    }
+    /* Stop accepting at once: closing the listener makes the system refuse
+     * new clients, instead of queueing them for an accept that will not
+     * come. */
+    if (listener >= 0) {
+        netx_close(listener);
+        listener = -1;
+    }
+    if (grace_ms == 0 || netx_stop_drain(grace_ms) != 0) {
         return 0;
     }
     netx_log("%s: stopping: finishing the current client for up to %d s "
@@ -181,21 +192,21 @@ int main(int argc, char **argv)
     }
 
     /* Steps 1-2: socket, bind, listen. */
-    int server = netx_tcp_listen(host, port, 0);
-    if (server < 0) {
+    listener = netx_tcp_listen(host, port, 0);
+    if (listener < 0) {
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         return 1;
     }
     netx_addr local;
     char text[NETX_ADDRSTRLEN];
-    netx_local_addr(server, &local);
+    netx_local_addr(listener, &local);
     netx_addr_format(&local, text, sizeof text);
     printf("listening on %s\n", text);
     fflush(stdout);
 
     /* Step 3, again and again: accept a client, serve it, close it. */
     while (!netx_stopping()) {
-        int client = netx_accept(server, NULL);
+        int client = netx_accept(listener, NULL);
         if (client < 0) {
             if (errno == ECANCELED) {
                 break; /* stopped while waiting for a client */
@@ -210,7 +221,9 @@ int main(int argc, char **argv)
         serve(client);
         netx_close(client); /* Step 5 */
     }
-    netx_close(server);
+    if (listener >= 0) {
+        netx_close(listener); /* not closed yet by a stop */
+    }
     netx_log_flush(); /* lines netx_log() held back, counted */
     return 0;
 }

@@ -7,11 +7,19 @@
  *
  *   $ ./hello_client
  *   Server says: Hello from server!
+ *
+ * Unlike client.py, it never waits for ever: connecting, and each receive
+ * and send, may take at most -t SECONDS (default 10). A server that never
+ * answers, or never even accepts, is reported, and the exit status is 1:
+ *
+ *   $ ./hello_client -t 2
+ *   hello_client: recv from 127.0.0.1:12345 (fd 3): Connection timed out
  */
 #include <netx.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static const char *prog = "hello_client";
@@ -19,11 +27,13 @@ static const char *prog = "hello_client";
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [-H HOST] [-p PORT]\n"
+            "usage: %s [-H HOST] [-p PORT] [-t SECONDS]\n"
             "  Greet a hello_server the article's way.\n"
-            "  -H HOST  server to connect to (default localhost)\n"
-            "  -p PORT  its port (default 12345)\n"
-            "  -h       show this help\n",
+            "  -H HOST     server to connect to (default localhost)\n"
+            "  -p PORT     its port (default 12345)\n"
+            "  -t SECONDS  give up when connecting, or any receive or send, takes\n"
+            "              longer than this, 1 to 3600 (default 10)\n"
+            "  -h          show this help\n",
             prog);
 }
 
@@ -40,14 +50,35 @@ static void bad_usage(const char *fmt, ...)
     exit(2);
 }
 
+/*
+ * The -t value: whole seconds from 1 to 3600. Decimal digits only, so "",
+ * "-1", "+5", "5x" and " 5" are refused, as netx_parse_port() refuses them
+ * for a port (strtol() alone would take " 5" and "+5"). 0 is refused too:
+ * to a socket it would mean "no limit", the very thing -t is there to avoid.
+ */
+static int parse_seconds(const char *text)
+{
+    size_t len = strlen(text);
+    long seconds = -1;
+    /* Nine digits at most, so strtol() cannot overflow. */
+    if (len > 0 && len <= 9 && strspn(text, "0123456789") == len) {
+        seconds = strtol(text, NULL, 10);
+    }
+    if (seconds < 1 || seconds > 3600) {
+        bad_usage("-t \"%s\": not a number of seconds from 1 to 3600", text);
+    }
+    return (int)seconds;
+}
+
 int main(int argc, char **argv)
 {
     const char *host = "localhost";
     uint16_t port = 12345;
+    int timeout_ms = 10 * 1000;
     int opt;
 
     opterr = 0;
-    while ((opt = getopt(argc, argv, ":hH:p:")) != -1) {
+    while ((opt = getopt(argc, argv, ":hH:p:t:")) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -59,6 +90,9 @@ int main(int argc, char **argv)
             if (netx_parse_port(optarg, &port) != 0) {
                 bad_usage("%s", netx_last_error());
             }
+            break;
+        case 't':
+            timeout_ms = parse_seconds(optarg) * 1000;
             break;
         case ':':
             bad_usage("option -%c needs a value", optopt);
@@ -75,14 +109,23 @@ int main(int argc, char **argv)
     }
 
     /* Steps 1 and 2: create a socket and connect it (client.connect). Every
-     * address "localhost" has is tried, for at most 10 seconds. */
-    int fd = netx_tcp_connect(host, port, 10000);
+     * address "localhost" has is tried, all within the timeout: a server
+     * whose backlog is full drops our handshake, and connect(2) alone would
+     * keep retrying for minutes. */
+    int fd = netx_tcp_connect(host, port, timeout_ms);
     if (fd < 0) {
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         return 1;
     }
-    /* Do not wait forever for a server that never speaks. */
-    netx_set_timeout(fd, 10000);
+    /* A connected socket is no promise of an answer: a server that listens
+     * but never accepts, or accepts and never speaks, would leave recv()
+     * waiting for ever. Bound each receive and send; the one that runs out
+     * fails with ETIMEDOUT and a sentence naming it. */
+    if (netx_set_timeout(fd, timeout_ms) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+        netx_close(fd);
+        return 1;
+    }
 
     /* Step 4: data = client.recv(1024), then client.send(...). */
     char data[1024 + 1];

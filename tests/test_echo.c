@@ -431,6 +431,183 @@ static void echo_client_python_server_echoed(void **state)
     assert_int_equal(proc_finish(&server, WAIT_MS), 0);
 }
 
+/* ---- echo_client against servers that do not echo ----------------------- */
+
+/*
+ * Play a server that is not an echo server, for one echo_client run: listen
+ * on a free port of 127.0.0.1, start echo_client (with -t seconds, unless
+ * seconds is NULL) with line as its only argument, take its connection and
+ * the line it sends, then send answer (answer_len bytes; NULL: say nothing),
+ * close at once if close_early (else when the client has ended), and let
+ * the client finish. Returns how many ms the client took; how it ended is
+ * in `client`.
+ */
+static long long run_echo_client_with_peer(const char *seconds, const char *line,
+                                           const char *answer, size_t answer_len, int close_early)
+{
+    int lfd = netx_tcp_listen("127.0.0.1", 0, 0);
+    assert_true(lfd >= 0);
+    char p[8];
+    proc_port_text(netx_local_port(lfd), p, sizeof p);
+    const char *argv[9] = {proc_path("echo_client"), "-H", "127.0.0.1", "-p", p};
+    size_t argc = 5;
+    if (seconds != NULL) {
+        argv[argc++] = "-t";
+        argv[argc++] = seconds;
+    }
+    argv[argc++] = line;
+    argv[argc] = NULL;
+    size_t len = strlen(line) + 1;
+    char *got = malloc(len);
+    long long t0 = proc_now_ms();
+    int started = got != NULL && proc_start(&client, argv, NULL, 0) == 0;
+    int fd = -1;
+    if (started && netx_set_timeout(lfd, WAIT_MS) == 0) {
+        fd = netx_accept(lfd, NULL);
+    }
+    int ok = fd >= 0 && netx_set_timeout(fd, WAIT_MS) == 0 &&
+             netx_recv_all(fd, got, len) == (ssize_t)len && memcmp(got, line, len - 1) == 0 &&
+             got[len - 1] == '\n';
+    if (ok && answer != NULL) {
+        ok = netx_send_all(fd, answer, answer_len) == 0;
+    }
+    if (fd >= 0 && close_early) {
+        netx_close(fd);
+        fd = -1;
+    }
+    if (started) {
+        proc_finish(&client, WAIT_MS);
+    }
+    long long took = proc_now_ms() - t0;
+    if (fd >= 0) {
+        netx_close(fd);
+    }
+    netx_close(lfd);
+    free(got);
+    assert_true(started);
+    if (!ok) {
+        fprintf(stderr, "echo_client did not connect and send \"%s\\n\"; it said: %s\n", line,
+                client.err_buf);
+    }
+    assert_true(ok);
+    return took;
+}
+
+/* The client must have ended with status 1, nothing on stdout (a wrong
+ * answer is not printed as the echo), and exactly want on stderr. */
+static void check_echo_client_refused_answer(const char *want)
+{
+    assert_int_equal(client.status, 1);
+    assert_string_equal(client.err_buf, want);
+    assert_string_equal(client.out_buf, "");
+}
+
+/* threaded_server -n 1 with its one place taken answers "server busy\n",
+ * which must not pass for the echo of "hello\n" (its first 6 bytes). */
+static void echo_client_busy_server_quoted_exits_one(void **state)
+{
+    (void)state;
+    const char *sargv[] = {proc_path("threaded_server"), "-p", "0", "-n", "1", NULL};
+    assert_int_equal(proc_start(&server, sargv, NULL, 0), 0);
+    int port = proc_wait_listening(&server, WAIT_MS);
+    if (port <= 0) {
+        fprintf(stderr, "threaded_server said: %s%s\n", server.out_buf, server.err_buf);
+    }
+    assert_true(port > 0);
+    /* The first client holds the only place: once its echo is back, a
+     * thread serves it. */
+    char buf[2];
+    int first = netx_tcp_connect("127.0.0.1", (uint16_t)port, WAIT_MS);
+    int ok = first >= 0 && netx_set_timeout(first, WAIT_MS) == 0 &&
+             netx_send_all(first, "x\n", 2) == 0 && netx_recv_all(first, buf, 2) == 2 &&
+             memcmp(buf, "x\n", 2) == 0;
+    int status = -1;
+    if (ok) {
+        char p[8];
+        proc_port_text(port, p, sizeof p);
+        const char *argv[] = {proc_path("echo_client"), "-H", "127.0.0.1", "-p", p, "hello", NULL};
+        status = proc_run(&client, argv, NULL, WAIT_MS);
+    }
+    if (first >= 0) {
+        netx_close(first);
+    }
+    proc_stop(&server, SIGTERM, WAIT_MS);
+    assert_true(ok);
+    assert_int_equal(status, 1);
+    check_echo_client_refused_answer(
+        "echo_client: the server answered \"server busy\" instead of the echo of line 1\n");
+}
+
+/* An answer as long as the echo, but not the echo. */
+static void echo_client_wrong_answer_same_length_exits_one(void **state)
+{
+    (void)state;
+    run_echo_client_with_peer(NULL, "hello", "HELLO\n", 6, 0);
+    check_echo_client_refused_answer(
+        "echo_client: the server answered \"HELLO\" instead of the echo of line 1\n");
+}
+
+/* A hostile answer: a terminal escape sequence, a quote, a backslash, a NUL
+ * and a tab, in a line far longer than ours. The message quotes 60 bytes of
+ * it, each escaped, and stays one line. */
+static void echo_client_wrong_answer_escaped_and_bounded(void **state)
+{
+    (void)state;
+    char answer[200];
+    memset(answer, 'A', sizeof answer);
+    memcpy(answer, "\x1b[2J\"\\\0\t", 8);
+    answer[sizeof answer - 1] = '\n';
+    run_echo_client_with_peer(NULL, "hi", answer, sizeof answer, 0);
+    check_echo_client_refused_answer(
+        "echo_client: the server answered "
+        "\"\\x1b[2J\\\"\\\\\\x00\\tAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"... "
+        "instead of the echo of line 1\n");
+}
+
+/* A server that sends the first half of the echo, then closes. */
+static void echo_client_server_closes_early_exits_one(void **state)
+{
+    (void)state;
+    run_echo_client_with_peer(NULL, "hello", "hel", 3, 1);
+    check_echo_client_refused_answer(
+        "echo_client: the server closed the connection after 3 of the 6 bytes of line 1\n");
+}
+
+/* A server that takes the line and never answers: -t 1 ends the wait. */
+static void echo_client_silent_server_times_out_exits_one(void **state)
+{
+    (void)state;
+    long long took = run_echo_client_with_peer("1", "hello", NULL, 0, 0);
+    assert_int_equal(client.status, 1);
+    const char *head = "echo_client: recv from 127.0.0.1:";
+    const char *tail = "): Connection timed out\n";
+    size_t len = client.err_len;
+    if (strncmp(client.err_buf, head, strlen(head)) != 0 || len <= strlen(tail) ||
+        strcmp(client.err_buf + len - strlen(tail), tail) != 0) {
+        fprintf(stderr, "wanted \"%s...%s\", got \"%s\"\n", head, tail, client.err_buf);
+        fail();
+    }
+    assert_ptr_equal(strchr(client.err_buf, '\n'), client.err_buf + len - 1);
+    assert_string_equal(client.out_buf, "");
+    assert_true(took >= 900); /* it waited its second... */
+    assert_true(took < 5000); /* ...and not much more */
+}
+
+static void echo_client_bad_timeout_exits_two(void **state)
+{
+    (void)state;
+    const char *bad[] = {"0", "abc", "-1", "99999", "3601", "+5", " 5", "5x", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char reason[80];
+        snprintf(reason, sizeof reason, "-t \"%s\": not a number of seconds from 1 to 3600",
+                 bad[i]);
+        proc_check_bad_usage(&client, "echo_client", "-t", bad[i], reason);
+    }
+    proc_check_bad_usage(&client, "echo_client", "-t", NULL, "option -t needs a value");
+    /* The usage it printed documents the option. */
+    assert_non_null(strstr(client.err_buf, "\n  -t SECONDS "));
+}
+
 /* ---- one client at a time ------------------------------------------------ */
 
 static void echo_server_serves_clients_in_sequence(void **state)
@@ -554,8 +731,10 @@ static void check_stop_with_client_connected(int sig)
     /* After an echo, the server is surely serving us. */
     int ok = netx_send_all(fd, "x", 1) == 0 && netx_recv_all(fd, buf, 1) == 1;
 
+    /* Two signals, as two Ctrl-C: the first lets us finish (we are idle,
+     * so that would take the grace period), the second stops it now. */
     long long t0 = proc_now_ms();
-    int status = proc_stop(&server, sig, WAIT_MS);
+    int status = proc_stop_now(&server, sig, WAIT_MS);
     long long took = proc_now_ms() - t0;
     /* It closed our connection on its way out. */
     ssize_t end = netx_recv(fd, buf, sizeof buf);
@@ -564,7 +743,7 @@ static void check_stop_with_client_connected(int sig)
     assert_int_equal(status, 0);
     assert_true(took < 2000);
     assert_int_equal(end, 0);
-    assert_string_equal(server.err_buf, "");
+    assert_true(strncmp(server.err_buf, "echo_server: stopping: ", 23) == 0);
 }
 
 static void echo_server_sigterm_with_client_connected_exits_zero(void **state)
@@ -581,8 +760,8 @@ static void echo_server_sigint_with_client_connected_exits_zero(void **state)
 
 /*
  * A client that sends but never reads leaves the server blocked in
- * netx_send_all(). A stop signal must still end it: that is what the
- * self-pipe is for.
+ * netx_send_all(). Stop signals must still end it: the first starts the
+ * drain, the second (netx_stop_on()) ends the blocked send.
  */
 static void echo_server_sigterm_while_client_not_reading_exits_zero(void **state)
 {
@@ -592,7 +771,7 @@ static void echo_server_sigterm_while_client_not_reading_exits_zero(void **state
     int fd = connect_and_clog(port, &sent);
 
     long long t0 = proc_now_ms();
-    int status = proc_stop(&server, SIGTERM, 2000);
+    int status = proc_stop_now(&server, SIGTERM, 2000);
     long long took = proc_now_ms() - t0;
     netx_close(fd);
     if (status != 0) {
@@ -734,6 +913,12 @@ int main(void)
         TEST(echo_server_socat_client_echoed),
         TEST(echo_server_python_client_echoed),
         TEST(echo_client_python_server_echoed),
+        TEST(echo_client_busy_server_quoted_exits_one),
+        TEST(echo_client_wrong_answer_same_length_exits_one),
+        TEST(echo_client_wrong_answer_escaped_and_bounded),
+        TEST(echo_client_server_closes_early_exits_one),
+        TEST(echo_client_silent_server_times_out_exits_one),
+        TEST(echo_client_bad_timeout_exits_two),
         TEST(echo_server_serves_clients_in_sequence),
         TEST(echo_server_second_client_waits_for_first),
         TEST(echo_server_survives_reset_mid_stream),
