@@ -17,14 +17,20 @@
  *  - Resolver failures (unknown host, ...) set errno to the values listed
  *    under netx_resolve(); docs/errors.md has the full table.
  *  - EINTR is retried inside the library: no function here fails with EINTR.
- *  - No function raises SIGPIPE or changes a signal's disposition.
+ *    To let Ctrl-C end a call that waits, use netx_stop_on(): the call then
+ *    fails with ECANCELED.
+ *  - No function raises SIGPIPE or changes a signal's disposition, except
+ *    netx_stop_on(), which installs a handler for the signal it is given.
  *  - Every descriptor the library creates is close-on-exec.
  *  - Every function may be called from any thread. The error record is per
  *    thread. Two threads may use the same socket only as the system calls
  *    allow (one sending while another receives is fine); a netx_reader
  *    belongs to one thread at a time.
- *  - The library never prints, except in trace mode (netx_trace()), and never
- *    exits.
+ *  - The library never prints, except in trace mode (netx_trace()) and when
+ *    asked to (netx_perror(), netx_log()), and never exits.
+ *  - Text from outside (a host name, a port as typed) is quoted in sentences
+ *    and trace lines with its control characters escaped ("\n", "\x1b"), so
+ *    every sentence is one line.
  */
 #ifndef NETX_H
 #define NETX_H
@@ -134,7 +140,8 @@ NETX_API int netx_addr_parse(const char *text, netx_addr *out);
 /*
  * netx_parse_port - read a port number given as text, as on a command line.
  *
- *   text  decimal digits only, 0 to 65535 ("8080"); no sign, no spaces.
+ *   text  one to five decimal digits, 0 to 65535 ("8080", "00080"); no
+ *         sign, no spaces, no more digits ("000080" is refused).
  *   out   receives the port.
  *
  * RETURN VALUE
@@ -268,8 +275,9 @@ NETX_API int netx_listen(int fd, int backlog);
  * netx_connect - connect a socket to one address (connect(2)), waiting at
  * most timeout_ms milliseconds.
  *
- *   timeout_ms  the longest wait; 0 or less waits as long as the system
- *               does (minutes for an unanswered SYN).
+ *   timeout_ms  the longest wait. 0 or less: the socket's own send timeout
+ *               (netx_set_timeout()) if it has one, else as long as the
+ *               system waits (minutes for an unanswered SYN).
  *
  * The socket's blocking mode is the same afterwards as before. If a signal
  * interrupts the wait, the connection attempt carries on (as POSIX says it
@@ -280,7 +288,10 @@ NETX_API int netx_listen(int fd, int backlog);
  *   0 once connected, or -1 with errno set.
  *
  * ERRORS
- *   ETIMEDOUT      no answer within timeout_ms (or the system's limit).
+ *   ETIMEDOUT      no answer within timeout_ms (or the socket's send
+ *                  timeout, or the system's limit).
+ *   ECANCELED      a stop signal (netx_stop_on()) ended the wait; the
+ *                  attempt may still be under way: close the socket.
  *   ECONNREFUSED   nothing listens there.
  *   ENETUNREACH, EHOSTUNREACH  no route to the address.
  *   EADDRNOTAVAIL  no local port left.
@@ -332,19 +343,42 @@ NETX_API int netx_tcp_listen(const char *host, uint16_t port, int backlog);
  *
  *   host        the name or numeric address to dial; not NULL.
  *   port        the port, 1 to 65535.
- *   timeout_ms  one deadline for the whole call. Each address is tried in
- *               the resolver's order; an address that does not answer gets
- *               an equal share of the time left, so every address is tried
- *               before the deadline. 0 or less: no deadline of our own.
+ *   timeout_ms  one deadline for connecting, counted from when host is
+ *               resolved. 0 or less: no deadline of our own; each attempt
+ *               lasts as long as the system lets it (minutes for an
+ *               unanswered SYN).
+ *
+ * The addresses race, as RFC 8305 ("Happy Eyeballs") describes. They are
+ * tried in the resolver's order (its first 16) with the families
+ * alternated, starting with the family of its first address: IPv6, IPv4,
+ * IPv6, ... The first attempt starts at once. The next starts when an
+ * attempt fails, or when the one started last has had 250 ms without an
+ * answer. Near the deadline that wait is shorter: never more than the time
+ * left divided by the number of addresses from the one just started to the
+ * last, so every address is started before the deadline (with two
+ * addresses and a timeout of 1 ms, both start at once). Earlier attempts
+ * go on meanwhile; the first to connect wins, and every other is closed.
+ * A name with one address is simply netx_connect() with the whole timeout.
+ *
+ * With tracing on (netx_trace()), each attempt shows when it started, how
+ * it ended, and which one won:
+ *
+ *   netx: connect(3, [::1]:80) started
+ *   netx: connect(4, 127.0.0.1:80) started, 250 ms after the first
+ *   netx: connect(4, 127.0.0.1:80) = 0  first to connect, after 251 ms
+ *   netx: connect(3, [::1]:80) abandoned: fd 4 connected first
  *
  * RETURN VALUE
  *   A connected, blocking TCP socket, or -1 with errno set. On failure
- *   nothing is left open, and the error is the last address's:
- *   "connect to localhost:12345 (127.0.0.1): Connection refused".
+ *   nothing is left open, and the error is that of the last attempt to
+ *   fail, with its address: "connect to localhost:12345 (127.0.0.1):
+ *   Connection refused". At the deadline the attempts still waiting fail
+ *   with ETIMEDOUT, and the one started last is reported.
  *
  * ERRORS
- *   Those of netx_resolve() and netx_connect(); EINVAL when host is NULL
- *   or port is 0.
+ *   Those of netx_resolve(), netx_socket() and netx_connect(); ECANCELED
+ *   when a stop signal (netx_stop_on()) ends the wait; EINVAL when host is
+ *   NULL or port is 0.
  *
  * BLOCKING
  *   Up to timeout_ms, plus the time the resolver takes.
@@ -376,6 +410,7 @@ NETX_API int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms);
  *   EMFILE, ENFILE  out of descriptors: the connection stays queued; close
  *              something, or wait, before accepting again (a server that
  *              retries at once spins).
+ *   ECANCELED  a stop signal ended the wait (netx_stop_on()).
  *   EINVAL     the socket is not listening.
  *   EOPNOTSUPP the socket is not a TCP socket. Also EBADF, ENOTSOCK, ENOBUFS,
  *              ENOMEM.
@@ -404,6 +439,7 @@ NETX_API int netx_accept(int listen_fd, netx_addr *peer);
  *   ETIMEDOUT  the send timeout (netx_set_timeout()) expired with nothing
  *              sent.
  *   EAGAIN     the socket is non-blocking and its send buffer is full.
+ *   ECANCELED  a stop signal ended the wait (netx_stop_on()).
  *   EMSGSIZE   a datagram too large for the protocol.
  *   ECONNREFUSED  (UDP) an earlier datagram was refused by the peer's port.
  *   EINVAL (buf is NULL with len > 0), EBADF, ENOTSOCK, ENOTCONN.
@@ -418,12 +454,15 @@ NETX_API ssize_t netx_send(int fd, const void *buf, size_t len);
  *
  * RETURN VALUE
  *   The number of bytes received (1 to cap); 0 means the peer closed the
- *   connection (end of stream) or cap is 0; -1 with errno set on failure.
+ *   connection (end of stream), or cap is 0 - then it returns at once,
+ *   without a system call and without waiting; -1 with errno set on
+ *   failure.
  *
  * ERRORS
  *   ECONNRESET  the peer reset the connection.
  *   ETIMEDOUT   the receive timeout expired with nothing received.
  *   EAGAIN      the socket is non-blocking and nothing has arrived.
+ *   ECANCELED   a stop signal ended the wait (netx_stop_on()).
  *   EMSGSIZE    (datagram sockets) the datagram was longer than cap. The
  *               first cap bytes are in buf; the rest is gone. Truncation is
  *               never silent.
@@ -586,19 +625,30 @@ NETX_API int netx_shutdown(int fd, int how);
  * connection and throw unsent data away, if bytes from the peer are still
  * unread. This does the careful thing instead: shutdown(SHUT_WR) (the peer
  * reads end of stream after all our data), then read and discard whatever
- * the peer still sends until it closes its side too, then close.
+ * the peer still sends until it closes its side too, then wait until the
+ * peer's TCP has acknowledged every byte we sent, then close.
  *
- *   timeout_ms  the longest wait for the peer; 0 or less waits as long as
- *               it takes.
+ *   timeout_ms  the longest wait for all of that; 0 or less waits as long
+ *               as it takes.
  *
  * RETURN VALUE
- *   0 when the peer closed its side in time: it has received everything we
- *   sent. -1 with errno set otherwise. The descriptor is closed in every
- *   case.
+ *   0 when, in time, the peer ended its side (we read its end of stream)
+ *   and its TCP acknowledged all our bytes and our end of stream (on Linux,
+ *   our send queue is empty: SIOCOUTQ; on the BSDs FIONWRITE; elsewhere the
+ *   peer's end of stream alone). 0 proves the peer's kernel has every byte;
+ *   it does not prove the peer's program read them - only an answer in your
+ *   own protocol can. A peer that half-closed first and never reads leaves
+ *   bytes unacknowledged, and the call times out. -1 with errno set
+ *   otherwise. The descriptor is closed in every case.
  *
  * ERRORS
- *   ETIMEDOUT   the peer did not close within timeout_ms.
- *   ECONNRESET  the peer reset the connection: data may have been lost.
+ *   ETIMEDOUT   the peer did not close, or did not acknowledge everything,
+ *               within timeout_ms; the sentence then says how many bytes
+ *               were left: "graceful close of 127.0.0.1:5000 (fd 4): 32768
+ *               bytes not acknowledged by the peer: Connection timed out".
+ *   ECONNRESET  the peer reset the connection (also when shutdown(2) finds
+ *               it already reset): data may have been lost.
+ *   ECANCELED   a stop signal (netx_stop_on()) ended the wait.
  *   ENOTCONN, EBADF, ENOTSOCK  from shutdown(2).
  *
  * BLOCKING
@@ -738,6 +788,8 @@ NETX_API ssize_t netx_sendto(int fd, const void *buf, size_t len, const netx_add
  *
  * RETURN VALUE
  *   The datagram's length (0 for an empty datagram), or -1 with errno set.
+ *   With cap 0 it returns 0 at once and takes nothing: the next datagram
+ *   stays queued (from is zeroed).
  *
  * ERRORS
  *   EMSGSIZE  the datagram was longer than cap: buf holds its first cap

@@ -28,8 +28,10 @@ fi
 
 # Each log holds one program's report. With -q it is silent unless there
 # was an error, except for --track-fds, which always lists what is open at
-# exit: the three standard streams, what the program inherited (marked so)
-# and anything the program forgot to close - which is what we look for.
+# exit: the three standard streams, what the program inherited (marked so),
+# the pipes of netx_stop_on() (made once, they live as long as the process,
+# as the signal handler that writes to them does) and anything the program
+# forgot to close - which is what we look for.
 bad=0
 runs=0
 for log in "$logs"/*.log; do
@@ -37,6 +39,7 @@ for log in "$logs"/*.log; do
     leaked=$(awk '
         /Open (file descriptor|AF_[A-Z0-9]+ socket) [0-9]+/ { fd = $0; pending = 1; next }
         pending && /inherited from parent/ { pending = 0; next }
+        pending && /by 0x[0-9A-F]+: netx_stop_on \(/ { pending = 0; next }
         pending && /^==[0-9]+== *$/ { print fd; pending = 0 }
         END { if (pending) print fd }' "$log")
     if [ -n "$leaked" ] || grep -q -E "ERROR SUMMARY: [1-9]|definitely lost|Invalid|uninitialised" "$log"; then
