@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 10000 /* generous: each exchange here takes milliseconds */
@@ -136,9 +137,10 @@ static void udp_client_stdin_one_datagram_per_line(void **state)
     stop_udp_server(port, 0);
 
     /* Four datagrams of 3, 3, 0 and 4 bytes, and no more: each traced as
-     * "netx: recvfrom(FD, 65536) = LEN  from 127.0.0.1:PORT". The server
-     * also wakes up every quarter second to look for a stop request; those
-     * waits end "= -1 (Connection timed out)" and are not datagrams. */
+     * "netx: recvfrom(FD, 65536) = LEN  from 127.0.0.1:PORT". The stop
+     * ends the last wait "= -1 (stopped by SIGTERM)", and the look at the
+     * queue before exiting "= -1 (Resource temporarily unavailable)": not
+     * datagrams. */
     const char *lens[] = {") = 3 ", ") = 3 ", ") = 0 ", ") = 4 "};
     size_t seen = 0;
     for (const char *at = strstr(server.err_buf, "netx: recvfrom("); at != NULL;
@@ -427,6 +429,27 @@ static void udp_server_survives_client_gone_before_reply(void **state)
 
 /* ---- stopping, command lines ----------------------------------------------- */
 
+/* Idle, with NETX_TRACE=1, the server prints nothing: it waits in recvfrom
+ * for as long as it takes (a stop signal ends the wait), instead of waking
+ * up to look at a flag and tracing "= -1 (Connection timed out)" several
+ * times a second, which a learner reads as a failure. */
+static void udp_server_idle_trace_is_silent(void **state)
+{
+    (void)state;
+    const char *env[] = {"NETX_TRACE=1", NULL};
+    start_udp_server(env);
+    struct timespec pause = {1, 0};
+    nanosleep(&pause, NULL);
+    assert_int_equal(proc_stop(&server, SIGTERM, WAIT_MS), 0);
+    const char *first = strstr(server.err_buf, "netx: recvfrom(");
+    assert_non_null(first);
+    assert_non_null(strstr(first, "= -1 (stopped by SIGTERM)\n"));
+    assert_null(strstr(server.err_buf, "timed out"));
+    /* The one wait, ended by the stop, is the first recvfrom line. */
+    assert_true(strstr(first, "\n") == strstr(first, "= -1 (stopped by SIGTERM)\n") +
+                                         strlen("= -1 (stopped by SIGTERM)"));
+}
+
 static void check_stop(int sig)
 {
     start_udp_server(NULL);
@@ -507,6 +530,7 @@ int main(void)
         TEST(udp_server_empty_and_large_datagrams_echoed_whole),
         TEST(udp_server_replies_to_each_sender),
         TEST(udp_server_survives_client_gone_before_reply),
+        TEST(udp_server_idle_trace_is_silent),
         TEST(udp_server_sigterm_exits_zero),
         TEST(udp_server_sigint_exits_zero),
         TEST(udp_bad_arguments_exit_two),
