@@ -199,7 +199,10 @@ state == "after_comment" && /^NETX_API / {
 state == "after_comment" && /^typedef struct / {
     ndef = 1
     def[1] = $0
-    while ($0 !~ /^}/ && (getline) > 0) {
+    # An opaque type is one line ("typedef struct netx_poller netx_poller;");
+    # a struct with fields ends at the line that starts with "}".
+    opaque = ($0 ~ /;[ \t]*$/)
+    while (!opaque && $0 !~ /^}/ && (getline) > 0) {
         def[++ndef] = $0
     }
     body = def[1]
@@ -232,6 +235,7 @@ function add_entry(kind, decl,    name, n, i, first) {
         n = decl
         sub(/.*\n} */, "", n)
         sub(/;.*/, "", n)
+        sub(/.*[ *]/, "", n) # the last word: the name of an opaque type too
         name = trim(n)
     }
     first = comment[1]

@@ -799,6 +799,156 @@ NETX_API ssize_t netx_sendto(int fd, const void *buf, size_t len, const netx_add
 NETX_API ssize_t netx_recvfrom(int fd, void *buf, size_t cap, netx_addr *from);
 
 /* ------------------------------------------------------------------------
+ * Architecture: many connections in one thread (netx_poller)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_poller - which of many descriptors are ready to read or write, in
+ * one call: the heart of an event-driven server ("thousands of
+ * simultaneous connections" with non-blocking sockets).
+ *
+ * Register each descriptor with the events you want to hear about, then
+ * call netx_poller_wait() in a loop and serve exactly the descriptors it
+ * returns. Level-triggered: a descriptor that stays readable is reported on
+ * every wait until you read it, so reading only part of what came loses
+ * nothing.
+ *
+ * Backends: epoll on Linux (an idle descriptor costs nothing per wait);
+ * poll(2) elsewhere, and on Linux too when NETX_POLLER=poll is in the
+ * environment when the poller is made (each wait then costs a little per
+ * registered descriptor). netx_poller_backend() says which one is in use.
+ * The BSDs and macOS use poll for now.
+ *
+ * A poller belongs to one thread at a time, as a netx_reader does.
+ */
+typedef struct netx_poller netx_poller;
+
+/* Events: bit flags. Ask for NETX_READABLE and/or NETX_WRITABLE; a hang-up
+ * or an error is always reported, and then as readable and writable too,
+ * so that your next recv or send says exactly what happened. */
+#define NETX_READABLE 0x1u /* recv (or accept) will not wait */
+#define NETX_WRITABLE 0x2u /* send will not wait */
+#define NETX_HANGUP   0x4u /* the connection is closed in both directions */
+#define NETX_ERROR    0x8u /* the socket has an error pending */
+
+/*
+ * netx_event - one ready descriptor, as netx_poller_wait() reports it.
+ *
+ * An event whose events field is 0 was dropped by netx_poller_del() after
+ * the wait returned it: skip it.
+ */
+typedef struct netx_event {
+    int fd;          /* the descriptor that is ready; -1 if dropped (see del) */
+    unsigned events; /* NETX_READABLE | NETX_WRITABLE | NETX_HANGUP | NETX_ERROR;
+                        0 if dropped */
+    void *data;      /* what was given to netx_poller_add() or _mod() */
+} netx_event;
+
+/*
+ * netx_poller_new - make a poller, with the backend of this system (or the
+ * one NETX_POLLER names: "epoll", "poll").
+ *
+ * RETURN VALUE
+ *   The poller (free it with netx_poller_free()), or NULL with errno set:
+ *   EINVAL (NETX_POLLER names a backend this system has not), ENOMEM,
+ *   EMFILE (epoll needs a descriptor of its own; close-on-exec).
+ */
+NETX_API netx_poller *netx_poller_new(void);
+
+/*
+ * netx_poller_add - start watching fd for events (NETX_READABLE,
+ * NETX_WRITABLE, both, or 0: only hang-ups and errors), with data handed
+ * back in each of its events (a pointer to your connection, say).
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set and a sentence such as
+ *   "poller add fd 7 (epoll): File exists".
+ *
+ * ERRORS
+ *   EEXIST  fd is registered already (use netx_poller_mod()).
+ *   EINVAL  events has a bit other than NETX_READABLE and NETX_WRITABLE,
+ *           or p is NULL.
+ *   EBADF   fd is not an open descriptor.
+ *   EPERM   (epoll) fd cannot be watched: a regular file, say.
+ *   ENOMEM, ENOSPC (epoll's limit on watched descriptors).
+ */
+NETX_API int netx_poller_add(netx_poller *p, int fd, unsigned events, void *data);
+
+/*
+ * netx_poller_mod - change the events and data of a registered descriptor.
+ * Ask for NETX_WRITABLE only while you have bytes waiting to be sent:
+ * a socket with room in its send buffer is writable almost always, and a
+ * loop that asks for it all the time never sleeps. Setting the events they
+ * already have costs no system call.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set: ENOENT (fd is not registered), EINVAL (as for
+ *   add), ENOMEM.
+ */
+NETX_API int netx_poller_mod(netx_poller *p, int fd, unsigned events, void *data);
+
+/*
+ * netx_poller_del - stop watching fd. Call it BEFORE close(fd): with epoll,
+ * a descriptor leaves the set only when every copy of it is closed, and a
+ * closed descriptor's number may be handed out again at once.
+ *
+ * Events of fd that the last netx_poller_wait() put in your array and you
+ * have not handled yet are dropped: their fd becomes -1, their events 0 and
+ * their data NULL. So a loop that closes connection B while handling
+ * connection A never acts on B's stale event, nor on a new connection that
+ * got B's descriptor number. Skip events whose events are 0. (The poller
+ * remembers your array until the next wait for this: keep it alive until
+ * then.)
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno set: ENOENT (fd is not registered), EBADF (fd is
+ *   negative), EINVAL (p is NULL).
+ */
+NETX_API int netx_poller_del(netx_poller *p, int fd);
+
+/*
+ * netx_poller_wait - wait until some registered descriptors are ready, or
+ * timeout_ms milliseconds pass, and put their events in out.
+ *
+ *   out         an array of max events, filled from the start.
+ *   timeout_ms  the longest wait; 0 returns at once; -1 (or less) waits as
+ *               long as it takes.
+ *
+ * When more than max descriptors are ready, the others are reported by the
+ * next wait (level-triggered: nothing is lost), and the poll backend starts
+ * its next scan after the last one reported, so none is starved. A signal
+ * that interrupts the wait (EINTR) is not an error: it waits again for the
+ * time left. A stop signal (netx_stop_on()) ends it with ECANCELED, as it
+ * ends every wait; during a drain (netx_stop_drain()) the wait lasts no
+ * longer than the grace period.
+ *
+ * Trace mode shows each wait: "netx: epoll_wait(5, 64, 1000 ms) = 3".
+ *
+ * RETURN VALUE
+ *   The number of events in out (1 to max), 0 when the time ran out, or -1
+ *   with errno set.
+ *
+ * ERRORS
+ *   ECANCELED  a stop signal; the sentence names it:
+ *              "poller wait (epoll): stopped by SIGINT".
+ *   EINVAL     p or out is NULL, or max is less than 1.
+ *   ENOMEM.
+ */
+NETX_API int netx_poller_wait(netx_poller *p, netx_event *out, int max, int timeout_ms);
+
+/*
+ * netx_poller_backend - "epoll" or "poll": which backend p uses ("none" for
+ * NULL).
+ */
+NETX_API const char *netx_poller_backend(const netx_poller *p);
+
+/*
+ * netx_poller_free - free the poller and its descriptor. The descriptors
+ * registered in it are not closed: they are yours. NULL is allowed.
+ */
+NETX_API void netx_poller_free(netx_poller *p);
+
+/* ------------------------------------------------------------------------
  * Stopping: Ctrl-C and the blocking calls
  * ------------------------------------------------------------------------ */
 

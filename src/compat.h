@@ -22,6 +22,14 @@
 #define NETX__SEND_FLAGS 0
 #endif
 
+/* Per-call non-blocking sends and receives. Where a system lacks the flag,
+ * the socket's own O_NONBLOCK has to do. */
+#ifdef MSG_DONTWAIT
+#define NETX__DONTWAIT MSG_DONTWAIT
+#else
+#define NETX__DONTWAIT 0
+#endif
+
 #if defined(SO_NOSIGPIPE) && !defined(MSG_NOSIGNAL)
 #define NETX__NEED_NOSIGPIPE 1
 #else

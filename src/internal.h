@@ -133,6 +133,26 @@ extern _Atomic int netx__stop_flags;
  */
 int netx__poll(struct pollfd *fds, int n, long long deadline);
 
+/*
+ * The same, for a wait that is not a poll() (netx_poller's epoll): begin
+ * once, then before each wait netx__stop_next() returns -2 with errno
+ * ECANCELED if the wait must end, -1 when no stop is armed, else the stop
+ * pipe to watch beside the caller's descriptors (readable: ECANCELED). It
+ * also shortens *until (netx__now_ms() time, -1: none) to the end of a
+ * drain's grace period; a wait that ends then, and not at the caller's own
+ * deadline, asks netx__stop_next() again.
+ */
+struct netx__stop_watch {
+    int armed; /* a stop was armed when the wait began */
+    int began; /* the stop's phase then */
+};
+void netx__stop_begin(struct netx__stop_watch *w);
+int netx__stop_next(const struct netx__stop_watch *w, long long *until);
+
+/* Milliseconds from now until `until` (netx__now_ms() time), for poll() and
+ * epoll_wait(): -1 for none, 0 if passed, at most INT_MAX. */
+int netx__wait_ms(long long until);
+
 /* For a sentence: "stopped by SIGINT" into buf, 1; 0 if no stop came. */
 int netx__stop_cause(char *buf, size_t cap);
 
@@ -156,6 +176,14 @@ long long netx__now_ms(void);
  * an error. timeout_ms <= 0: no deadline. */
 int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms);
 
+/* The two halves of it, for a caller that waits for several attempts in one
+ * poll(): connect(2) once, returning 0 when connected at once, EINPROGRESS
+ * while the attempt is under way (EINTR counts as that, as POSIX says), else
+ * the errno of the failure; and, once poll() says the attempt is over, its
+ * outcome from SO_ERROR: 0 or the errno. Neither records an error. */
+int netx__connect_start(int fd, const netx_addr *addr);
+int netx__connect_result(int fd);
+
 /* io.c ------------------------------------------------------------------- */
 
 /* The receive (SO_RCVTIMEO) or send (SO_SNDTIMEO) timeout set on fd, in
@@ -174,6 +202,11 @@ int netx__wait_ready(int fd, short events);
  * NULL): EINTR retried, errors recorded, traced. */
 ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to);
 ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from);
+
+/* One send that never waits, whatever the socket's mode (MSG_DONTWAIT):
+ * the count, or -1 with errno EAGAIN (not recorded: the caller keeps the
+ * bytes) or another errno (recorded). EINTR retried; traced. */
+ssize_t netx__send_nowait(int fd, const void *buf, size_t len);
 
 /* addr.c ----------------------------------------------------------------- */
 

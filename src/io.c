@@ -327,6 +327,31 @@ ssize_t netx__recv_once(int fd, void *buf, size_t cap, netx_addr *from)
     return recv_once(fd, buf, cap, from, 1);
 }
 
+ssize_t netx__send_nowait(int fd, const void *buf, size_t len)
+{
+    int saved = errno;
+    ssize_t n;
+    do {
+        n = send(fd, buf, len, NETX__SEND_FLAGS | NETX__DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    int err = errno;
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        netx__trace_step(t, n, err, NULL, "send(%d, %zu bytes)", fd, len);
+    }
+    if (n >= 0) {
+        errno = saved;
+        return n;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        errno = err; /* full for now: the caller keeps the bytes */
+        return -1;
+    }
+    char where[NETX_ADDRSTRLEN + 16];
+    netx__describe_peer(fd, where, sizeof where);
+    return netx__fail(err, "send to %s", where);
+}
+
 /*
  * netx_send() and netx_recv() are on every program's hot path, so the
  * common case - one system call that succeeds, tracing off - returns at

@@ -116,6 +116,30 @@ long long netx__now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int netx__connect_start(int fd, const netx_addr *addr)
+{
+    if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) == 0) {
+        return 0;
+    }
+    /*
+     * EINPROGRESS: the non-blocking connect has started. EINTR: a signal
+     * interrupted a blocking connect, but POSIX says the connection is still
+     * being established asynchronously; calling connect() again would fail
+     * with EALREADY. Both mean the attempt is under way.
+     */
+    return errno == EINTR ? EINPROGRESS : errno;
+}
+
+int netx__connect_result(int fd)
+{
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
+        return errno;
+    }
+    return soerr;
+}
+
 /*
  * Wait for a connection attempt already under way to finish, then read its
  * outcome from SO_ERROR. Returns 0 when connected, else the errno value
@@ -133,12 +157,7 @@ static int wait_connected(int fd, int timeout_ms)
     if (n == 0) {
         return ETIMEDOUT;
     }
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
-        return errno;
-    }
-    return soerr;
+    return netx__connect_result(fd);
 }
 
 int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms)
@@ -169,15 +188,8 @@ int netx__connect_wait(int fd, const netx_addr *addr, int timeout_ms)
         }
         switched = 1;
     }
-    int rc = connect(fd, (const struct sockaddr *)&addr->ss, addr->len);
-    int err = rc == 0 ? 0 : errno;
-    /*
-     * EINPROGRESS: the non-blocking connect has started. EINTR: a signal
-     * interrupted a blocking connect, but POSIX says the connection is still
-     * being established asynchronously; calling connect() again would fail
-     * with EALREADY. In both cases, wait for the outcome.
-     */
-    if (err == EINPROGRESS || err == EINTR) {
+    int err = netx__connect_start(fd, addr);
+    if (err == EINPROGRESS) {
         err = wait_connected(fd, timeout_ms);
     }
     if (switched) {

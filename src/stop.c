@@ -33,15 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "internal.h"
 
 enum { RUNNING, STOPPING, DRAINING, STOPPED };
-
-#ifdef MSG_DONTWAIT
-#define NETX__DONTWAIT MSG_DONTWAIT
-#else
-#define NETX__DONTWAIT 0
-#endif
 
 /* 0 while no stop is armed; once one is, the flag that makes a send or
  * receive return instead of waiting, so that the library waits in poll(),
@@ -284,6 +279,47 @@ int netx__stop_cause(char *buf, size_t cap)
     return 1;
 }
 
+void netx__stop_begin(struct netx__stop_watch *w)
+{
+    w->armed = atomic_load_explicit(&armed, memory_order_relaxed);
+    w->began = atomic_load(&phase);
+}
+
+int netx__stop_next(const struct netx__stop_watch *w, long long *until)
+{
+    if (!w->armed) {
+        return -1;
+    }
+    /* A stop that comes while we wait cancels this wait, even if another
+     * thread has started the drain by the time we look: so compare with the
+     * phase the wait began in, not only with the phase now. */
+    int now = atomic_load(&phase);
+    if (now != w->began || now == STOPPING || now == STOPPED) {
+        errno = ECANCELED;
+        return -2;
+    }
+    if (now == DRAINING) {
+        if (end_of_grace()) {
+            errno = ECANCELED;
+            return -2;
+        }
+        long long grace = atomic_load(&grace_deadline);
+        if (grace >= 0 && (*until < 0 || grace < *until)) {
+            *until = grace;
+        }
+    }
+    return now == RUNNING ? atomic_load(&first_pipe[0]) : atomic_load(&second_pipe[0]);
+}
+
+int netx__wait_ms(long long until)
+{
+    if (until < 0) {
+        return -1;
+    }
+    long long left = until - netx__now_ms();
+    return left > 0 ? (left > 0x7fffffff ? 0x7fffffff : (int)left) : 0;
+}
+
 /*
  * The one wait of the library: poll() on the caller's descriptors and, when
  * a stop is armed, on the stop pipe in fds[n] (the caller leaves room for
@@ -294,42 +330,20 @@ int netx__stop_cause(char *buf, size_t cap)
  */
 int netx__poll(struct pollfd *fds, int n, long long deadline)
 {
-    /* A stop that comes while we wait cancels this wait, even if another
-     * thread has started the drain by the time we look: so compare with the
-     * phase the wait began in, not only with the phase now. */
-    int armed_now = atomic_load_explicit(&armed, memory_order_relaxed);
-    int began = atomic_load(&phase);
+    struct netx__stop_watch w;
+    netx__stop_begin(&w);
     for (;;) {
-        int watch = n;
         long long until = deadline;
-        if (armed_now) {
-            int now = atomic_load(&phase);
-            if (now != began || now == STOPPING || now == STOPPED) {
-                errno = ECANCELED;
-                return -1;
-            }
-            if (now == DRAINING) {
-                if (end_of_grace()) {
-                    errno = ECANCELED;
-                    return -1;
-                }
-                long long grace = atomic_load(&grace_deadline);
-                if (grace >= 0 && (until < 0 || grace < until)) {
-                    until = grace;
-                }
-            }
-            fds[n] = (struct pollfd){.fd = now == RUNNING ? atomic_load(&first_pipe[0])
-                                                          : atomic_load(&second_pipe[0]),
-                                     .events = POLLIN,
-                                     .revents = 0};
+        int stop_fd = netx__stop_next(&w, &until);
+        if (stop_fd == -2) {
+            return -1; /* ECANCELED */
+        }
+        int watch = n;
+        if (stop_fd >= 0) {
+            fds[n] = (struct pollfd){.fd = stop_fd, .events = POLLIN, .revents = 0};
             watch = n + 1;
         }
-        int wait_ms = -1;
-        if (until >= 0) {
-            long long left = until - netx__now_ms();
-            wait_ms = left > 0 ? (left > 0x7fffffff ? 0x7fffffff : (int)left) : 0;
-        }
-        int ready = poll(fds, (nfds_t)watch, wait_ms);
+        int ready = poll(fds, (nfds_t)watch, netx__wait_ms(until));
         if (ready < 0) {
             if (errno == EINTR) {
                 continue; /* a signal: if it was a stop, the phase says so */
