@@ -119,4 +119,24 @@ start poll_server -p 0
 NETX_TRACE=0 client echo_client -p "$port" "served by poll()" || exit 1
 stop
 
+part "Event-driven at scale: event_server, on netx_poller (epoll)"
+say "the same echo on the library's readiness API and output buffer: each wait"
+say "reports only the ready sockets, so idle clients cost nothing"
+start event_server -p 0
+NETX_TRACE=0 client echo_client -p "$port" "served by epoll" "and a second line" || exit 1
+stop
+
+part "Stopping gracefully: Ctrl-C lets a client finish what it asked for"
+say "SIGTERM while a client is connected: the server stops accepting, and the"
+say "client still gets its echo before the server exits (a second signal would"
+say "stop it at once)"
+start event_server -p 0 -g 5
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+kill -TERM "$server_pid"
+sleep 0.2
+printf 'sent after the stop signal\n' >&3
+IFS= read -r -t 5 line <&3 && echo "   (client) | got back: $line"
+exec 3>&-
+finish
+
 part "Step 5 of the workflow: every connection closed; the demo is over"

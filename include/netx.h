@@ -420,6 +420,18 @@ NETX_API int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms);
  */
 NETX_API int netx_accept(int listen_fd, netx_addr *peer);
 
+/*
+ * netx_accept_nonblocking - netx_accept() for an event loop: the new
+ * socket is non-blocking (and close-on-exec) from the start, in one system
+ * call where the system allows it (accept4 with SOCK_NONBLOCK), instead of
+ * an accept and two fcntl calls.
+ *
+ * Give it a non-blocking listener (netx_set_nonblocking()): it then never
+ * waits, and says EAGAIN when no client is waiting. Otherwise it behaves as
+ * netx_accept() does, errors and all.
+ */
+NETX_API int netx_accept_nonblocking(int listen_fd, netx_addr *peer);
+
 /* ------------------------------------------------------------------------
  * Step 4: exchange data
  * ------------------------------------------------------------------------ */
@@ -531,6 +543,20 @@ NETX_API ssize_t netx_recv_all(int fd, void *buf, size_t len);
  *
  * The fields are public so that the structure can be declared anywhere; do
  * not change them yourself.
+ *
+ * Moving it: the reader points at its storage, not into itself, so you may
+ * copy or move the netx_reader struct (an array of connections that grows
+ * with realloc) as long as the storage stays where it is. If the storage
+ * moves too (it is an array inside the struct you move), call
+ * netx_reader_rebase() with its new address before the next read.
+ *
+ * On a non-blocking socket, in an event loop: netx_read_line() and
+ * netx_read_n() fail with EAGAIN when the rest has not arrived yet, and keep
+ * what has (a partial line, the first bytes of an exact read) for the next
+ * call. Call again when the socket is readable. netx_reader_buffered() says
+ * how many bytes wait in the reader: a loop must keep reading lines while it
+ * is above 0 before it waits for the socket again, since those bytes will
+ * not make the socket readable.
  */
 typedef struct netx_reader {
     int fd;             /* the connection read from */
@@ -599,6 +625,130 @@ NETX_API ssize_t netx_read_line(netx_reader *r, char *line, size_t cap);
  *   Until n bytes, end of stream, or an error.
  */
 NETX_API ssize_t netx_read_n(netx_reader *r, void *buf, size_t n);
+
+/*
+ * netx_reader_buffered - how many bytes have been received into the reader
+ * and not yet returned (0 for NULL), including the rest of an over-long
+ * line that the next netx_read_line() will skip.
+ */
+NETX_API size_t netx_reader_buffered(const netx_reader *r);
+
+/*
+ * netx_reader_rebase - tell the reader its storage has moved: storage now
+ * holds what the old storage held (you moved or copied it, with the struct
+ * around it). The reader goes on where it was.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno EINVAL (r or storage is NULL).
+ */
+NETX_API int netx_reader_rebase(netx_reader *r, void *storage);
+
+/* ------------------------------------------------------------------------
+ * Sending in an event loop: netx_writer
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_writer - the sending side of one connection in an event loop: the
+ * reader's twin.
+ *
+ * A send on a non-blocking socket takes what fits in the socket's buffer
+ * and no more. The writer sends what the socket takes now, keeps the rest,
+ * in order, and sends it when you call netx_writer_flush() (when the poller
+ * says the socket is writable); nothing ever waits. It holds at most cap
+ * bytes: a peer that does not read cannot make you keep more. Check
+ * netx_writer_room() before you read from the peer and read no more than
+ * that, and you have backpressure: you stop reading from a peer that does
+ * not read what you send it.
+ *
+ * The buffer is allocated while bytes wait and freed when they have gone:
+ * an idle connection costs sizeof(netx_writer) and nothing more. Sends use
+ * MSG_DONTWAIT, so the writer never blocks even on a blocking socket.
+ *
+ * You own it: declare it in your connection structure (it may be moved),
+ * netx_writer_init() it, netx_writer_free() it when the connection ends (it
+ * does not close the socket). A writer belongs to one thread at a time.
+ */
+typedef struct netx_writer {
+    int fd;             /* the connection written to */
+    unsigned char *buf; /* pending bytes; NULL when none wait */
+    size_t start;       /* first pending byte in buf */
+    size_t end;         /* one past the last */
+    size_t size;        /* bytes allocated at buf */
+    size_t cap;         /* the most it may hold */
+} netx_writer;
+
+/*
+ * netx_writer_init - prepare a writer for fd that holds at most cap bytes.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno EINVAL (w is NULL, or cap is 0).
+ */
+NETX_API int netx_writer_init(netx_writer *w, int fd, size_t cap);
+
+/*
+ * netx_writer_send - send len bytes, or keep what the socket does not take
+ * now, behind what is already pending.
+ *
+ * When nothing is pending, the bytes are sent at once (one send); only what
+ * the socket did not take is copied. When bytes are pending, these go
+ * behind them, in order: call netx_writer_flush() when the socket is
+ * writable. It is all or nothing: bytes that would take the writer past
+ * its cap are refused, and none of them is sent or kept.
+ *
+ * RETURN VALUE
+ *   0 when every byte was sent or kept; -1 with errno set otherwise.
+ *
+ * ERRORS
+ *   ENOBUFS     len is more than netx_writer_room(): nothing was taken.
+ *   EPIPE, ECONNRESET  the connection is gone (as netx_send()).
+ *   ENOMEM      no memory to keep the bytes.
+ *   EINVAL      w is NULL, or data is NULL with len > 0.
+ */
+NETX_API int netx_writer_send(netx_writer *w, const void *data, size_t len);
+
+/*
+ * netx_writer_printf - format as printf(3) does and netx_writer_send() the
+ * text (no NUL): a reply built and queued in one call.
+ *
+ * RETURN VALUE, ERRORS
+ *   As netx_writer_send(); EINVAL also when fmt is NULL.
+ */
+NETX_API int netx_writer_printf(netx_writer *w, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/*
+ * netx_writer_flush - send as much of what is pending as the socket takes
+ * now. Call it when the poller reports the socket writable. A socket that
+ * is full again is not an error: the rest stays pending.
+ *
+ * RETURN VALUE
+ *   0 (check netx_writer_pending() to see whether all went), or -1 with
+ *   errno set: EPIPE, ECONNRESET (the connection is gone), EINVAL (w is
+ *   NULL).
+ */
+NETX_API int netx_writer_flush(netx_writer *w);
+
+/*
+ * netx_writer_pending - bytes kept and not yet sent (0 for NULL). While it
+ * is above 0, ask the poller for NETX_WRITABLE; when it drops to 0, stop
+ * asking.
+ */
+NETX_API size_t netx_writer_pending(const netx_writer *w);
+
+/*
+ * netx_writer_room - how many more bytes netx_writer_send() would take:
+ * cap minus what is pending (0 for NULL).
+ */
+NETX_API size_t netx_writer_room(const netx_writer *w);
+
+/*
+ * netx_writer_free - drop what is pending and free the buffer. The socket
+ * is not closed. The writer can be used again, with the same fd and cap.
+ */
+NETX_API void netx_writer_free(netx_writer *w);
 
 /* ------------------------------------------------------------------------
  * Step 5: close the connection

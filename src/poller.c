@@ -330,6 +330,19 @@ netx_poller *netx_poller_new(void)
             netx__fail(err, "poller: epoll_create1");
             return NULL;
         }
+        /* With a stop armed already, watch it from the start: the poller's
+         * descriptors are then all made here, not at some later wait. */
+        struct netx__stop_watch w;
+        long long none = -1;
+        netx__stop_begin(&w);
+        int stop_pipe = netx__stop_next(&w, &none);
+        if (stop_pipe >= 0 && epoll_watch_stop(p, stop_pipe) != 0) {
+            int err = errno;
+            close(p->epfd);
+            free(p);
+            netx__fail(err, "poller: watching the stop pipe");
+            return NULL;
+        }
     }
 #endif
     FILE *t = netx__tracing();

@@ -205,3 +205,17 @@ ssize_t netx_read_n(netx_reader *r, void *buf, size_t n)
     }
     return (ssize_t)done;
 }
+
+size_t netx_reader_buffered(const netx_reader *r)
+{
+    return r != NULL ? r->end - r->start : 0;
+}
+
+int netx_reader_rebase(netx_reader *r, void *storage)
+{
+    if (r == NULL || storage == NULL) {
+        return netx__fail(EINVAL, "reader rebase: %s is NULL", r == NULL ? "r" : "storage");
+    }
+    r->buf = storage;
+    return 0;
+}

@@ -263,7 +263,9 @@ static int accept_failed(int listen_fd, int err)
     return netx__fail(err, "accept on %s", where);
 }
 
-int netx_accept(int listen_fd, netx_addr *peer)
+/* netx_accept() and netx_accept_nonblocking(): the new socket blocking, or
+ * not (nonblock). */
+static int accept_one(int listen_fd, netx_addr *peer, int nonblock)
 {
     netx_addr scratch;
     netx_addr *a = peer != NULL ? peer : &scratch;
@@ -282,15 +284,16 @@ int netx_accept(int listen_fd, netx_addr *peer)
         memset(a, 0, sizeof *a);
         a->len = sizeof a->ss;
 #if NETX__HAVE_ACCEPT4
-        fd = accept4(listen_fd, (struct sockaddr *)&a->ss, &a->len, SOCK_CLOEXEC);
+        fd = accept4(listen_fd, (struct sockaddr *)&a->ss, &a->len,
+                     SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
 #else
         fd = accept(listen_fd, (struct sockaddr *)&a->ss, &a->len);
         if (fd >= 0) {
-            /* BSD-derived systems pass O_NONBLOCK on to the new socket;
-             * libnetx promises a blocking one everywhere. */
+            /* BSD-derived systems pass O_NONBLOCK on to the new socket, and
+             * others do not: say what we want either way. */
             int fl = fcntl(fd, F_GETFL);
             if (fl >= 0) {
-                fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+                fcntl(fd, F_SETFL, nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
             }
         }
 #endif
@@ -337,6 +340,16 @@ int netx_accept(int listen_fd, netx_addr *peer)
     }
     errno = saved;
     return fd;
+}
+
+int netx_accept(int listen_fd, netx_addr *peer)
+{
+    return accept_one(listen_fd, peer, 0);
+}
+
+int netx_accept_nonblocking(int listen_fd, netx_addr *peer)
+{
+    return accept_one(listen_fd, peer, 1);
 }
 
 static const char *how_name(int how)

@@ -223,6 +223,12 @@ static void graceful_threaded_server_finishes_40_echoes_of_8_mib(void **state)
     check_drain("threaded_server", 40, 8 * MIB);
 }
 
+static void graceful_event_server_finishes_40_echoes_of_8_mib(void **state)
+{
+    (void)state;
+    check_drain("event_server", 40, 8 * MIB);
+}
+
 static void graceful_echo_server_finishes_current_echo_of_8_mib(void **state)
 {
     (void)state;
@@ -269,6 +275,12 @@ static void graceful_threaded_server_echoes_queued_line(void **state)
 {
     (void)state;
     check_queued_line("threaded_server");
+}
+
+static void graceful_event_server_echoes_queued_line(void **state)
+{
+    (void)state;
+    check_queued_line("event_server");
 }
 
 static void graceful_echo_server_echoes_queued_line(void **state)
@@ -377,6 +389,12 @@ static void graceful_threaded_server_grace_period_ends(void **state)
     check_grace_period_ends("threaded_server");
 }
 
+static void graceful_event_server_grace_period_ends(void **state)
+{
+    (void)state;
+    check_grace_period_ends("event_server");
+}
+
 static void graceful_echo_server_grace_period_ends(void **state)
 {
     (void)state;
@@ -404,6 +422,7 @@ static void graceful_second_sigint_stops_every_server_at_once(void **state)
 {
     (void)state;
     check_second_signal("poll_server", SIGINT);
+    check_second_signal("event_server", SIGINT);
     check_second_signal("threaded_server", SIGINT);
     check_second_signal("echo_server", SIGINT);
 }
@@ -412,8 +431,9 @@ static void graceful_second_sigint_stops_every_server_at_once(void **state)
 static void graceful_grace_zero_stops_at_once(void **state)
 {
     (void)state;
-    static const char *const names[] = {"poll_server", "threaded_server", "echo_server"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const names[] = {"poll_server", "event_server", "threaded_server",
+                                        "echo_server"};
+    for (int i = 0; i < 4; i++) {
         static const char *const opts[] = {"-g", "0", NULL};
         int port = start_server(names[i], opts);
         int fd = connect_to(port);
@@ -432,12 +452,13 @@ static void graceful_grace_zero_stops_at_once(void **state)
 static void graceful_bad_grace_exits_two(void **state)
 {
     (void)state;
-    static const char *const names[] = {"poll_server", "threaded_server", "echo_server"};
-    static const char *const says[] = {"not a number from 0 to 3600",
-                                       "not a number of seconds from 0 to 3600",
-                                       "not a number of seconds from 0 to 3600"};
+    static const char *const names[] = {"poll_server", "event_server", "threaded_server",
+                                        "echo_server"};
+    static const char *const says[] = {
+        "not a number from 0 to 3600", "not a number from 0 to 3600",
+        "not a number of seconds from 0 to 3600", "not a number of seconds from 0 to 3600"};
     static const char *const values[] = {"-1", "3601", "x", ""};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         for (int v = 0; v < 4; v++) {
             char reason[96];
             snprintf(reason, sizeof reason, "-g \"%s\": %s", values[v], says[i]);
@@ -525,6 +546,7 @@ static void graceful_servers_serve_with_stdin_and_stdout_closed(void **state)
 {
     (void)state;
     check_closed_stdio("poll_server", "0<&- 1>&-");
+    check_closed_stdio("event_server", "0<&- 1>&-");
     check_closed_stdio("threaded_server", "0<&- 1>&-");
     check_closed_stdio("echo_server", "0<&- 1>&-");
     check_closed_stdio("hello_server", "0<&- 1>&-");
@@ -534,6 +556,7 @@ static void graceful_servers_serve_with_stdout_and_stderr_closed(void **state)
 {
     (void)state;
     check_closed_stdio("poll_server", "1>&- 2>&-");
+    check_closed_stdio("event_server", "1>&- 2>&-");
     check_closed_stdio("threaded_server", "1>&- 2>&-");
     check_closed_stdio("echo_server", "0<&- 1>&- 2>&-");
 }
@@ -620,14 +643,17 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST(graceful_poll_server_finishes_40_echoes_of_8_mib),
         TEST(graceful_threaded_server_finishes_40_echoes_of_8_mib),
+        TEST(graceful_event_server_finishes_40_echoes_of_8_mib),
         TEST(graceful_echo_server_finishes_current_echo_of_8_mib),
         TEST(graceful_poll_server_echoes_queued_line),
         TEST(graceful_threaded_server_echoes_queued_line),
+        TEST(graceful_event_server_echoes_queued_line),
         TEST(graceful_echo_server_echoes_queued_line),
         TEST(graceful_udp_server_answers_queued_datagrams),
         TEST(graceful_hello_server_finishes_exchange),
         TEST(graceful_poll_server_grace_period_ends),
         TEST(graceful_threaded_server_grace_period_ends),
+        TEST(graceful_event_server_grace_period_ends),
         TEST(graceful_echo_server_grace_period_ends),
         TEST(graceful_second_sigint_stops_every_server_at_once),
         TEST(graceful_grace_zero_stops_at_once),

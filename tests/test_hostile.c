@@ -343,6 +343,12 @@ static void hostile_flood_poll_keeps_serving(void **state)
     check_flood("poll_server", NULL, 1);
 }
 
+static void hostile_flood_event_keeps_serving(void **state)
+{
+    (void)state;
+    check_flood("event_server", NULL, 1);
+}
+
 static void hostile_flood_echo_keeps_serving(void **state)
 {
     (void)state;
@@ -498,6 +504,15 @@ static void hostile_fd_limit_poll_no_spin_recovers(void **state)
      * 24 of them here, and then it must meet EMFILE without spinning, like
      * any server. */
     check_fd_limit("poll_server", NULL, 24, "Too many open files");
+}
+
+static void hostile_fd_limit_event_no_spin_recovers(void **state)
+{
+    (void)state;
+    /* As poll_server: event_server fits its clients to its limit at start,
+     * so descriptors inherited from a careless parent are what make it meet
+     * EMFILE. */
+    check_fd_limit("event_server", NULL, 24, "Too many open files");
 }
 
 /* ------------------------------------------------------------------------
@@ -704,11 +719,18 @@ static void check_bad_deadline(const char *name, const char *value)
     assert_string_equal(helper.out_buf, "");
 }
 
+static void hostile_deadline_event_closes_tricklers(void **state)
+{
+    (void)state;
+    static const char *const opts[] = {"-d", "2", NULL};
+    check_deadline("event_server", opts);
+}
+
 static void hostile_deadline_bad_values_exit_two(void **state)
 {
     (void)state;
-    static const char *const names[] = {"threaded_server", "poll_server"};
-    for (int i = 0; i < 2; i++) {
+    static const char *const names[] = {"threaded_server", "poll_server", "event_server"};
+    for (int i = 0; i < 3; i++) {
         check_bad_deadline(names[i], "");
         check_bad_deadline(names[i], "86401");
         check_bad_deadline(names[i], "-5");
@@ -1029,6 +1051,12 @@ static void hostile_restart_threaded_rebinds_port(void **state)
     check_restart("threaded_server");
 }
 
+static void hostile_restart_event_rebinds_port(void **state)
+{
+    (void)state;
+    check_restart("event_server");
+}
+
 static void hostile_restart_poll_rebinds_port(void **state)
 {
     (void)state;
@@ -1040,19 +1068,23 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST(hostile_flood_threaded_keeps_serving),
         TEST(hostile_flood_poll_keeps_serving),
+        TEST(hostile_flood_event_keeps_serving),
         TEST(hostile_flood_echo_keeps_serving),
         TEST(hostile_fd_limit_threaded_no_spin_recovers),
         TEST(hostile_fd_limit_poll_no_spin_recovers),
+        TEST(hostile_fd_limit_event_no_spin_recovers),
         TEST(hostile_slowloris_threaded_newcomer_served),
         TEST(hostile_slowloris_poll_newcomer_served),
         TEST(hostile_deadline_threaded_closes_tricklers),
         TEST(hostile_deadline_poll_closes_tricklers),
+        TEST(hostile_deadline_event_closes_tricklers),
         TEST(hostile_deadline_bad_values_exit_two),
         TEST(hostile_crowd_threaded_capped_busy),
         TEST(hostile_threads_create_fails_client_closed),
         TEST(hostile_restart_echo_rebinds_port),
         TEST(hostile_restart_threaded_rebinds_port),
         TEST(hostile_restart_poll_rebinds_port),
+        TEST(hostile_restart_event_rebinds_port),
     };
     return cmocka_run_group_tests_name("hostile", tests, NULL, proc_kill_leftovers);
 }

@@ -1,6 +1,9 @@
 /*
- * test_poll.c - poll_server (the article's event-driven architecture) end
- * to end: 600 clients served at once by its single thread, our echo_client
+ * test_poll.c - the event-driven echo servers (the article's architecture
+ * §4) end to end: poll_server, and event_server on each backend of
+ * netx_poller (epoll, and poll with NETX_POLLER=poll). They take the same
+ * flags and promise the same behaviour, so every case below runs three
+ * times, once per group, against each of them: 600 clients served at once by its single thread, our echo_client
  * and outside clients (python3, nc) against it, a client that sends without
  * ever reading (others still served promptly, the server's memory bounded,
  * every byte returned in order in the end, with the default output cap and
@@ -29,6 +32,11 @@
 #define IO_MS   5000  /* the longest one send or recv of a test may block */
 
 static struct proc server, client;
+
+/* The server under test in this group, and the environment it starts with
+ * (main() runs the group once per server and backend). */
+static const char *server_name = "poll_server";
+static const char *server_env[2];
 
 /* The descriptor limit as it was before a test raised it (see
  * raise_fd_limit()); put back at the end of that test, or when the group
@@ -98,7 +106,7 @@ static int start_server(const char *const *opts)
     proc_abandon(&server);
     const char *argv[16];
     int n = 0;
-    argv[n++] = proc_path("poll_server");
+    argv[n++] = proc_path(server_name);
     argv[n++] = "-H";
     argv[n++] = "127.0.0.1";
     argv[n++] = "-p";
@@ -107,10 +115,10 @@ static int start_server(const char *const *opts)
         argv[n++] = opts[i];
     }
     argv[n] = NULL;
-    assert_int_equal(proc_start(&server, argv, NULL, 0), 0);
+    assert_int_equal(proc_start(&server, argv, server_env, 0), 0);
     int port = proc_wait_listening(&server, WAIT_MS);
     if (port <= 0) {
-        fprintf(stderr, "poll_server said: %s%s\n", server.out_buf, server.err_buf);
+        fprintf(stderr, "%s said: %s%s\n", server_name, server.out_buf, server.err_buf);
     }
     assert_true(port > 0);
     return port;
@@ -121,7 +129,8 @@ static int stop_server(int sig, int timeout_ms)
 {
     int status = proc_stop(&server, sig, timeout_ms);
     if (status != 0) {
-        fprintf(stderr, "poll_server ended with %d; its stderr:\n%s\n", status, server.err_buf);
+        fprintf(stderr, "%s ended with %d; its stderr:\n%s\n", server_name, status,
+                server.err_buf);
     }
     return status;
 }
@@ -131,7 +140,8 @@ static int stop_server_now(int sig, int timeout_ms)
 {
     int status = proc_stop_now(&server, sig, timeout_ms);
     if (status != 0) {
-        fprintf(stderr, "poll_server ended with %d; its stderr:\n%s\n", status, server.err_buf);
+        fprintf(stderr, "%s ended with %d; its stderr:\n%s\n", server_name, status,
+                server.err_buf);
     }
     return status;
 }
@@ -212,7 +222,7 @@ static void assert_server_fds(int want, int timeout_ms, const char *when)
 {
     int n = wait_server_fds(want, timeout_ms);
     if (n != want) {
-        fail_msg("poll_server has %d descriptors open %s, expected %d", n, when, want);
+        fail_msg("%s has %d descriptors open %s, expected %d", server_name, n, when, want);
     }
 }
 
@@ -649,7 +659,7 @@ static void poll_sigterm_with_pending_output_exits_zero(void **state)
     assert_int_equal(stop_server_now(SIGTERM, 2000), 0);
     long long took = proc_now_ms() - t;
     if (took > 2000) {
-        fail_msg("poll_server took %lld ms to stop", took);
+        fail_msg("%s took %lld ms to stop", server_name, took);
     }
     assert_int_equal(netx_close(hog), 0);
 }
@@ -879,7 +889,7 @@ static void check_stop_with_clients(int sig)
     assert_int_equal(stop_server_now(sig, 2000), 0);
     long long took = proc_now_ms() - t;
     if (took > 2000) {
-        fail_msg("poll_server took %lld ms to stop", took);
+        fail_msg("%s took %lld ms to stop", server_name, took);
     }
     for (int i = 0; i < STOP_CLIENTS; i++) {
         assert_closed_by_server(fds[i]);
@@ -911,13 +921,14 @@ static void poll_sigint_with_clients_exits_zero(void **state)
  */
 static void check_bad_usage(const char *a1, const char *a2, const char *mention)
 {
-    const char *argv[] = {proc_path("poll_server"), "-H", "127.0.0.1", "-p", "0", a1, a2, NULL};
+    const char *argv[] = {proc_path(server_name), "-H", "127.0.0.1", "-p", "0", a1, a2, NULL};
     int status = proc_run(&client, argv, NULL, 3000);
     if (status != 2) {
-        fail_msg("poll_server %s %s: exit %d, stderr: %s", a1, a2 ? a2 : "", status,
+        fail_msg("%s %s %s: exit %d, stderr: %s", server_name, a1, a2 ? a2 : "", status,
                  client.err_buf);
     }
-    const char *prefix = "poll_server: ";
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s: ", server_name);
     const char *eol = strchr(client.err_buf, '\n');
     assert_non_null(eol);
     assert_true(strncmp(client.err_buf, prefix, strlen(prefix)) == 0);
@@ -926,7 +937,8 @@ static void check_bad_usage(const char *a1, const char *a2, const char *mention)
     if (strstr(first, mention) == NULL) {
         fail_msg("the reason \"%s\" does not mention %s", first, mention);
     }
-    const char *usage = "usage: poll_server ";
+    char usage[64];
+    snprintf(usage, sizeof usage, "usage: %s ", server_name);
     assert_true(strncmp(eol + 1, usage, strlen(usage)) == 0);
     assert_string_equal(client.out_buf, "");
 }
@@ -952,9 +964,11 @@ static void poll_bad_arguments_exit_two(void **state)
 static void poll_help_exits_zero(void **state)
 {
     (void)state;
-    const char *argv[] = {proc_path("poll_server"), "-h", NULL};
+    const char *argv[] = {proc_path(server_name), "-h", NULL};
+    char usage[64];
+    snprintf(usage, sizeof usage, "usage: %s ", server_name);
     assert_int_equal(proc_run(&client, argv, NULL, WAIT_MS), 0);
-    assert_true(strncmp(client.out_buf, "usage: poll_server ", 19) == 0);
+    assert_true(strncmp(client.out_buf, usage, strlen(usage)) == 0);
     assert_non_null(strstr(client.out_buf, "-n MAX"));
     assert_non_null(strstr(client.out_buf, "-b BYTES"));
     assert_non_null(strstr(client.out_buf, "-t SECONDS"));
@@ -972,12 +986,14 @@ static void poll_port_in_use_exits_one(void **state)
      * 10016 makes poll_server warn about it on stderr before it even binds,
      * and this case is about the failure's own message. */
     const char *argv[] = {
-        proc_path("poll_server"), "-H", "127.0.0.1", "-p", port, "-n", "100", NULL};
+        proc_path(server_name), "-H", "127.0.0.1", "-p", port, "-n", "100", NULL};
     int status = proc_run(&client, argv, NULL, WAIT_MS);
     assert_int_equal(netx_close(holder), 0);
     assert_int_equal(status, 1);
     /* One sentence: which step failed, and why. */
-    assert_true(strncmp(client.err_buf, "poll_server: ", 13) == 0);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s: ", server_name);
+    assert_true(strncmp(client.err_buf, prefix, strlen(prefix)) == 0);
     assert_non_null(strstr(client.err_buf, "Address already in use"));
     assert_ptr_equal(strchr(client.err_buf, '\n'), client.err_buf + client.err_len - 1);
     assert_string_equal(client.out_buf, "");
@@ -1002,5 +1018,21 @@ int main(void)
         TEST(poll_help_exits_zero),
         TEST(poll_port_in_use_exits_one),
     };
-    return cmocka_run_group_tests_name("poll", tests, NULL, end_group);
+    /* The same cases against each event-driven server and backend. */
+    static const struct {
+        const char *group;
+        const char *name;
+        const char *env;
+    } runs[] = {
+        {"poll_server", "poll_server", NULL},
+        {"event_server on epoll", "event_server", "NETX_POLLER=epoll"},
+        {"event_server on poll", "event_server", "NETX_POLLER=poll"},
+    };
+    int failed = 0;
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        server_name = runs[i].name;
+        server_env[0] = runs[i].env;
+        failed += cmocka_run_group_tests_name(runs[i].group, tests, NULL, end_group);
+    }
+    return failed;
 }
