@@ -41,7 +41,9 @@
  * of mostly active clients that is fine; with 10,000 idle ones and a few
  * busy, each request pays for the 10,000 (docs/performance.md measures it).
  * That is why Linux has epoll and the BSDs kqueue, which report only the
- * ready sockets: the next step after this example.
+ * ready sockets. The next step is event_server: the same echo on the
+ * library's netx_poller (epoll) and netx_writer, which keep this file's
+ * machinery out of the program.
  *
  * Run it with NETX_TRACE=1 to watch every accept, recv and send.
  */
