@@ -756,7 +756,14 @@ static void tcp_connect_1ms_timeout_tries_both_addresses(void **state)
 static int child_private_network(void)
 {
     struct ifreq lo;
-    struct in6_ifreq extra;
+    /* SIOCSIFADDR takes a struct in6_ifreq on an IPv6 socket, but tools
+     * that check system calls (valgrind) read a struct ifreq, which is
+     * larger: give the call that much, all initialised. */
+    union {
+        struct in6_ifreq req;
+        struct ifreq as_read;
+    } extra_space;
+    struct in6_ifreq *extra = &extra_space.req;
 
     if (unshare(CLONE_NEWNET) != 0) {
         fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
@@ -773,11 +780,11 @@ static int child_private_network(void)
     int ok = ioctl(s, SIOCGIFFLAGS, &lo) == 0;
     lo.ifr_flags |= IFF_UP;
     ok = ok && ioctl(s, SIOCSIFFLAGS, &lo) == 0;
-    memset(&extra, 0, sizeof extra);
-    extra.ifr6_prefixlen = 128;
-    extra.ifr6_ifindex = (int)if_nametoindex("lo");
-    ok = ok && inet_pton(AF_INET6, "2001:db8::1", &extra.ifr6_addr) == 1;
-    ok = ok && ioctl(s, SIOCSIFADDR, &extra) == 0;
+    memset(&extra_space, 0, sizeof extra_space);
+    extra->ifr6_prefixlen = 128;
+    extra->ifr6_ifindex = (int)if_nametoindex("lo");
+    ok = ok && inet_pton(AF_INET6, "2001:db8::1", &extra->ifr6_addr) == 1;
+    ok = ok && ioctl(s, SIOCSIFADDR, extra) == 0;
     int err = errno;
     close(s);
     if (!ok) {
@@ -791,7 +798,7 @@ static int child_private_network(void)
     struct sockaddr_in6 a;
     memset(&a, 0, sizeof a);
     a.sin6_family = AF_INET6;
-    a.sin6_addr = extra.ifr6_addr;
+    a.sin6_addr = extra->ifr6_addr;
     for (int tries = 0; tries < 200; tries++) {
         int b = socket(AF_INET6, SOCK_DGRAM, 0);
         int bound = b >= 0 && bind(b, (struct sockaddr *)&a, sizeof a) == 0;
