@@ -566,6 +566,8 @@ typedef struct netx_reader {
     size_t end;         /* one past the last unread byte */
     int eof;            /* the peer closed the connection */
     int skipping;       /* discarding the rest of an over-long line */
+    ssize_t (*read_from)(void *source, void *buf, size_t cap); /* NULL: netx_recv */
+    void *source; /* handed to read_from */
 } netx_reader;
 
 /*
@@ -578,6 +580,21 @@ typedef struct netx_reader {
  *   0, or -1 with errno EINVAL (r or storage is NULL, or cap is 0).
  */
 NETX_API int netx_reader_init(netx_reader *r, int fd, void *storage, size_t cap);
+
+/*
+ * netx_reader_init_source - prepare a reader that takes its bytes from
+ * read_from(source, buf, cap) instead of netx_recv(fd, ...): a TLS connection
+ * (netx_tls_reader_init() in netx_tls.h uses it), or anything else that
+ * reads like netx_recv() - the count, 0 at end of stream, or -1 with errno
+ * set and the error recorded. fd only names the connection in sentences.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno EINVAL (r, read_from or storage is NULL, or cap
+ *   is 0).
+ */
+NETX_API int netx_reader_init_source(netx_reader *r, int fd,
+                                     ssize_t (*read_from)(void *source, void *buf, size_t cap),
+                                     void *source, void *storage, size_t cap);
 
 /*
  * netx_read_line - read one line, up to and including its '\n'.

@@ -31,6 +31,30 @@ int netx_reader_init(netx_reader *r, int fd, void *storage, size_t cap)
     return 0;
 }
 
+int netx_reader_init_source(netx_reader *r, int fd,
+                            ssize_t (*read_from)(void *source, void *buf, size_t cap),
+                            void *source, void *storage, size_t cap)
+{
+    if (read_from == NULL) {
+        return netx__fail(EINVAL, "reader for fd %d: read_from is NULL", fd);
+    }
+    if (netx_reader_init(r, fd, storage, cap) != 0) {
+        return -1;
+    }
+    r->read_from = read_from;
+    r->source = source;
+    return 0;
+}
+
+/* One receive from where the reader's bytes come from. */
+static ssize_t source_recv(netx_reader *r, void *buf, size_t cap)
+{
+    if (r->read_from != NULL) {
+        return r->read_from(r->source, buf, cap);
+    }
+    return netx_recv(r->fd, buf, cap);
+}
+
 /*
  * Receive more bytes at the end of the buffer, first moving the unread ones
  * to the front if the end is full. Returns what netx_recv() returns; at end
@@ -46,7 +70,7 @@ static ssize_t fill(netx_reader *r)
         r->end -= r->start;
         r->start = 0;
     }
-    ssize_t n = netx_recv(r->fd, r->buf + r->end, r->cap - r->end);
+    ssize_t n = source_recv(r, r->buf + r->end, r->cap - r->end);
     if (n > 0) {
         r->end += (size_t)n;
     } else if (n == 0) {
@@ -120,7 +144,7 @@ ssize_t netx_read_line(netx_reader *r, char *line, size_t cap)
              * first byte of the rest of the line, kept for the skip (or
              * for a netx_read_n() that cancels it). */
             unsigned char next;
-            ssize_t n = netx_recv(r->fd, &next, 1);
+            ssize_t n = source_recv(r, &next, 1);
             if (n < 0) {
                 return -1; /* what arrived stays buffered for the next call */
             }
@@ -184,7 +208,7 @@ ssize_t netx_read_n(netx_reader *r, void *buf, size_t n)
         if (n - done >= r->cap) {
             /* Larger than the buffer: receive straight into the caller's
              * memory and save a copy. */
-            got = netx_recv(r->fd, out + done, n - done);
+            got = source_recv(r, out + done, n - done);
             if (got == 0) {
                 r->eof = 1;
             }

@@ -300,6 +300,42 @@ static void reader_rebase_after_move_continues(void **state)
     netx_close(s);
 }
 
+/* A source of bytes that is not a socket: a string, three bytes a call. */
+struct text_source {
+    const char *text;
+    size_t at;
+};
+
+static ssize_t text_read(void *source, void *buf, size_t cap)
+{
+    struct text_source *t = source;
+    size_t left = strlen(t->text) - t->at;
+    size_t n = left < 3 ? left : 3;
+    n = n < cap ? n : cap;
+    memcpy(buf, t->text + t->at, n);
+    t->at += n;
+    return (ssize_t)n;
+}
+
+static void reader_init_source_reads_lines_from_it(void **state)
+{
+    (void)state;
+    struct text_source t = {.text = "first line\nsecond\nlast", .at = 0};
+    char storage[16];
+    char line[16];
+    netx_reader r;
+    assert_int_equal(netx_reader_init_source(&r, 7, text_read, &t, storage, sizeof storage), 0);
+    assert_int_equal(netx_read_line(&r, line, sizeof line), 11);
+    assert_string_equal(line, "first line\n");
+    assert_int_equal(netx_read_line(&r, line, sizeof line), 7);
+    assert_string_equal(line, "second\n");
+    assert_int_equal(netx_read_line(&r, line, sizeof line), 4);
+    assert_string_equal(line, "last");
+    assert_int_equal(netx_read_line(&r, line, sizeof line), 0);
+    assert_int_equal(netx_reader_init_source(&r, 7, NULL, &t, storage, sizeof storage), -1);
+    assert_int_equal(errno, EINVAL);
+}
+
 /* ------------------------------------------------------------------------
  * netx_accept_nonblocking
  * ------------------------------------------------------------------------ */
@@ -352,6 +388,7 @@ int main(void)
         TEST(writer_bad_arguments_einval),
         TEST(reader_nonblocking_partial_line_eagain_kept),
         TEST(reader_rebase_after_move_continues),
+        TEST(reader_init_source_reads_lines_from_it),
         TEST(accept_nonblocking_new_socket_nonblocking_cloexec),
     };
     return cmocka_run_group_tests_name("writer", tests, NULL, NULL);
