@@ -105,27 +105,46 @@ void netx__cause(int err, char *buf, size_t cap)
     netx__strerror(err, buf, cap);
 }
 
-int netx__fail(int err, const char *fmt, ...)
+/* Fill the record: "<what>: <cause>", both escaped, errno err. */
+static int record_failure(int err, const char *raw_what, const char *raw_cause)
 {
-    char raw[256];
     char what[256];
-    char cause[128];
-    va_list ap;
+    char cause[200];
 
-    va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
-    va_end(ap);
     /* The sentence quotes what callers passed in (a host name, a port as
      * typed): a newline there must not start a second, forged line. */
-    netx__escape(what, sizeof what, raw);
-    netx__cause(err, cause, sizeof cause);
-
+    netx__escape(what, sizeof what, raw_what);
+    netx__escape(cause, sizeof cause, raw_cause);
     record.err = err;
     record.gai = 0;
     record.transferred = 0;
     snprintf(record.text, sizeof record.text, "%s: %s", what, cause);
     errno = err;
     return -1;
+}
+
+int netx__fail(int err, const char *fmt, ...)
+{
+    char raw[256];
+    char cause[128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    netx__cause(err, cause, sizeof cause);
+    return record_failure(err, raw, cause);
+}
+
+int netx__fail_because(int err, const char *cause, const char *fmt, ...)
+{
+    char raw[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    return record_failure(err, raw, cause);
 }
 
 int netx__fail_gai(int gai, int sys_err, const char *host)

@@ -29,7 +29,7 @@ struct netx__record {
     int err;            /* errno of the last failure, 0 if none */
     int gai;            /* EAI_* code if it was the resolver's */
     size_t transferred; /* bytes moved before it, for the *_all calls */
-    char text[400];     /* the sentence */
+    char text[512];     /* the sentence */
 };
 
 /*
@@ -46,6 +46,11 @@ void netx__record_restore(const struct netx__record *in);
  * failing function can end with `return netx__fail(...)`.
  */
 int netx__fail(int err, const char *fmt, ...) NETX__PRINTF(2, 3);
+
+/* As netx__fail(), with cause in place of strerror(err): for a failure the
+ * errno alone does not explain (a TLS alert, a certificate that does not
+ * verify). */
+int netx__fail_because(int err, const char *cause, const char *fmt, ...) NETX__PRINTF(3, 4);
 
 /*
  * Record a resolver failure for host: errno becomes the documented mapping
