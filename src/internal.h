@@ -2,7 +2,9 @@
  * internal.h - what the files of src/ share and nobody else sees.
  *
  * Every name here starts with netx__ (two underscores) and is hidden from
- * the shared library's symbol table.
+ * the shared library's symbol table - except the few marked NETX__SHARED,
+ * which libnetx_tls (a library of its own, src/tls.c) calls in libnetx.so.
+ * They are still not part of the API: netx.h does not declare them.
  */
 #ifndef NETX_INTERNAL_H
 #define NETX_INTERNAL_H
@@ -13,10 +15,12 @@
 #include "netx.h"
 
 #if defined(__GNUC__) || defined(__clang__)
+#define NETX__SHARED       __attribute__((visibility("default")))
 #define NETX__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define NETX__UNLIKELY(x)  __builtin_expect(!!(x), 0)
 #define NETX__LIKELY(x)    __builtin_expect(!!(x), 1)
 #else
+#define NETX__SHARED
 #define NETX__PRINTF(f, a)
 #define NETX__UNLIKELY(x) (x)
 #define NETX__LIKELY(x)   (x)
@@ -37,20 +41,20 @@ struct netx__record {
  * addresses saves the record first and restores it when a later address
  * succeeds: the earlier failures are not the caller's.
  */
-void netx__record_save(struct netx__record *out);
-void netx__record_restore(const struct netx__record *in);
+NETX__SHARED void netx__record_save(struct netx__record *out);
+NETX__SHARED void netx__record_restore(const struct netx__record *in);
 
 /*
  * Record a failure in this thread's error record as "<what>: <strerror(err)>",
  * where <what> is formatted from fmt, set errno to err and return -1, so a
  * failing function can end with `return netx__fail(...)`.
  */
-int netx__fail(int err, const char *fmt, ...) NETX__PRINTF(2, 3);
+NETX__SHARED int netx__fail(int err, const char *fmt, ...) NETX__PRINTF(2, 3);
 
 /* As netx__fail(), with cause in place of strerror(err): for a failure the
  * errno alone does not explain (a TLS alert, a certificate that does not
  * verify). */
-int netx__fail_because(int err, const char *cause, const char *fmt, ...) NETX__PRINTF(3, 4);
+NETX__SHARED int netx__fail_because(int err, const char *cause, const char *fmt, ...) NETX__PRINTF(3, 4);
 
 /*
  * Record a resolver failure for host: errno becomes the documented mapping
@@ -73,24 +77,24 @@ void netx__cause(int err, char *buf, size_t cap);
 size_t netx__escape(char *dst, size_t cap, const char *src);
 
 /* Set how many bytes moved before the failure just recorded. */
-void netx__set_transferred(size_t n);
+NETX__SHARED void netx__set_transferred(size_t n);
 
 /* Describe a connected socket for a message: "127.0.0.1:80 (fd 4)" or
  * "fd 4" when it has no peer (any more). */
-void netx__describe_peer(int fd, char *buf, size_t cap);
+NETX__SHARED void netx__describe_peer(int fd, char *buf, size_t cap);
 
 /* Describe a bound socket: "127.0.0.1:80 (fd 3)" or "fd 3". */
 void netx__describe_local(int fd, char *buf, size_t cap);
 
 /* "host:port", with brackets around an IPv6 literal. */
-void netx__host_port(const char *host, unsigned port, char *buf, size_t cap);
+NETX__SHARED void netx__host_port(const char *host, unsigned port, char *buf, size_t cap);
 
 /* trace.c ---------------------------------------------------------------- */
 
 /* Where trace lines go, NULL when tracing is off (the common case). */
-extern _Atomic(FILE *) netx__trace_out;
+extern NETX__SHARED _Atomic(FILE *) netx__trace_out;
 
-FILE *netx__trace_slow(FILE *seen);
+NETX__SHARED FILE *netx__trace_slow(FILE *seen);
 
 /*
  * The stream to trace to, or NULL. Off, this is one relaxed load and one
@@ -109,11 +113,11 @@ static inline FILE *netx__tracing(void)
  * Write one line "netx: <step> = <rc>" (or "= -1 (<strerror(err)>)" when rc
  * is -1), then extra if not NULL. Keeps errno.
  */
-void netx__trace_step(FILE *out, long rc, int err, const char *extra, const char *fmt, ...)
+NETX__SHARED void netx__trace_step(FILE *out, long rc, int err, const char *extra, const char *fmt, ...)
     NETX__PRINTF(5, 6);
 
 /* Write one line "netx: <text>" as formatted. Keeps errno. */
-void netx__trace_text(FILE *out, const char *fmt, ...) NETX__PRINTF(2, 3);
+NETX__SHARED void netx__trace_text(FILE *out, const char *fmt, ...) NETX__PRINTF(2, 3);
 
 /* Names for trace lines: "AF_INET", "SOCK_STREAM", "SHUT_WR". */
 const char *netx__family_name(int family);
@@ -136,7 +140,7 @@ extern _Atomic int netx__stop_flags;
  * grace period of a drain is over), else poll's own. Retries EINTR with the
  * same deadline. Does not record an error.
  */
-int netx__poll(struct pollfd *fds, int n, long long deadline);
+NETX__SHARED int netx__poll(struct pollfd *fds, int n, long long deadline);
 
 /*
  * The same, for a wait that is not a poll() (netx_poller's epoll): begin
@@ -175,7 +179,7 @@ void netx__stop_reset(void);
 int netx__prepare_fd(int fd);
 
 /* Milliseconds on a monotonic clock. */
-long long netx__now_ms(void);
+NETX__SHARED long long netx__now_ms(void);
 
 /* connect(2) with a deadline, EINTR handled as POSIX says; does not record
  * an error. timeout_ms <= 0: no deadline. */
@@ -193,7 +197,7 @@ int netx__connect_result(int fd);
 
 /* The receive (SO_RCVTIMEO) or send (SO_SNDTIMEO) timeout set on fd, in
  * milliseconds; -1 if none. */
-int netx__socket_timeout_ms(int fd, int name);
+NETX__SHARED int netx__socket_timeout_ms(int fd, int name);
 
 /* If a blocking socket says EAGAIN, its timeout expired: ETIMEDOUT. */
 int netx__timeout_errno(int fd, int err);
@@ -223,7 +227,7 @@ int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
 int netx__gai_errno(int gai, int sys_err);
 
 /* The address without its port, for messages: "127.0.0.1", "::1". */
-void netx__address_only(const netx_addr *a, char *buf, size_t cap);
+NETX__SHARED void netx__address_only(const netx_addr *a, char *buf, size_t cap);
 
 /* Reorder addresses so IPv4 ones come first, keeping the order within each
  * family. */
