@@ -1037,6 +1037,7 @@ NETX_API netx_poller *netx_poller_new(void);
  *           or p is NULL.
  *   EBADF   fd is not an open descriptor.
  *   EPERM   (epoll) fd cannot be watched: a regular file, say.
+ *   EINVAL  (epoll) fd is the poller's own descriptor.
  *   ENOMEM, ENOSPC (epoll's limit on watched descriptors).
  */
 NETX_API int netx_poller_add(netx_poller *p, int fd, unsigned events, void *data);

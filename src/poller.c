@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,7 @@ struct netx_poller {
     int npfds;
     int pfds_cap;
     int rotate;                  /* poll: where the next scan starts */
+    int count;                   /* descriptors registered */
     void *kernel_events;         /* epoll: struct epoll_event[max] */
     int kernel_cap;
     netx_event *batch;           /* the caller's array of the last wait */
@@ -83,6 +85,10 @@ static struct slot *slot_for(netx_poller *p, int fd)
     }
     int n = p->nslots > 0 ? p->nslots : 64;
     while (n <= fd) {
+        if (n > INT_MAX / 2) {
+            n = INT_MAX; /* fd < INT_MAX, so this holds it */
+            break;
+        }
         n *= 2;
     }
     struct slot *grown = realloc(p->slots, (size_t)n * sizeof *grown);
@@ -186,18 +192,22 @@ static int epoll_watch_stop(netx_poller *p, int stop_pipe)
  * -1. */
 static int epoll_once(netx_poller *p, int max, int wait_ms)
 {
-    if (max + 1 > p->kernel_cap) {
-        void *grown = realloc(p->kernel_events, (size_t)(max + 1) * sizeof(struct epoll_event));
+    /* Never more than can be ready: what is registered, and the stop pipe.
+     * Exactly max otherwise - asking the kernel for more than we hand on
+     * would send the extra ones to the back of its ready list for nothing,
+     * and a descriptor could lose its turn for ever. A ready stop pipe
+     * ends the wait anyway, so it needs no slot of its own. */
+    int want = p->count < max ? p->count + 1 : max;
+    if (want > p->kernel_cap) {
+        void *grown = realloc(p->kernel_events, (size_t)want * sizeof(struct epoll_event));
         if (grown == NULL) {
             errno = ENOMEM;
             return -1;
         }
         p->kernel_events = grown;
-        p->kernel_cap = max + 1;
+        p->kernel_cap = want;
     }
-    /* One more than asked, so a ready stop pipe never pushes out an event
-     * of the caller's. */
-    return epoll_wait(p->epfd, p->kernel_events, max + 1, wait_ms);
+    return epoll_wait(p->epfd, p->kernel_events, want, wait_ms);
 }
 
 /* Turn the kernel's events into the caller's; -2 if the stop pipe is among
@@ -371,6 +381,12 @@ int netx_poller_add(netx_poller *p, int fd, unsigned events, void *data)
     if (registered(p, fd)) {
         return poller_fail(p, EEXIST, "add", fd);
     }
+    /* An open descriptor, before the table grows to its number: a bad
+     * number must cost an error, not memory. (epoll would say EBADF too,
+     * but only after the table had grown.) */
+    if (fcntl(fd, F_GETFD) < 0) {
+        return poller_fail(p, errno, "add", fd);
+    }
     struct slot *s = slot_for(p, fd);
     if (s == NULL) {
         return poller_fail(p, ENOMEM, "add", fd);
@@ -383,11 +399,6 @@ int netx_poller_add(netx_poller *p, int fd, unsigned events, void *data)
 #endif
         s->pos = 0;
     } else {
-        /* poll() would only say POLLNVAL later; say EBADF now, as epoll
-         * does. */
-        if (fcntl(fd, F_GETFD) < 0) {
-            return poller_fail(p, errno, "add", fd);
-        }
         if (pfds_reserve(p) != 0) {
             return poller_fail(p, ENOMEM, "add", fd);
         }
@@ -396,6 +407,7 @@ int netx_poller_add(netx_poller *p, int fd, unsigned events, void *data)
     }
     s->events = events;
     s->data = data;
+    p->count++;
     return 0;
 }
 
@@ -457,6 +469,7 @@ int netx_poller_del(netx_poller *p, int fd)
         p->npfds = last;
     }
     *s = (struct slot){.data = NULL, .events = 0, .pos = -1};
+    p->count--;
     /* Events of fd not yet handled in the last batch must not be acted on:
      * the descriptor may be closed, its number reused, its data freed. */
     for (int i = 0; i < p->batch_n; i++) {
