@@ -6,6 +6,8 @@
 #   make SANITIZE=1 test    the same under AddressSanitizer + UBSan
 #   make SANITIZE=thread test   the same under ThreadSanitizer
 #   make install            PREFIX=/usr/local DESTDIR= LIBDIR= INCLUDEDIR= MANDIR=
+#   make bench              libnetx against raw system calls (docs/performance.md);
+#                           BENCH=poll, thread, udp, many, event or insns runs one part
 #   make uninstall, make clean, make format
 #
 # Your CFLAGS and LDFLAGS are used as given; the flags libnetx needs live in
@@ -82,6 +84,37 @@ TEST_WRAP    := $(foreach f,$(WRAPPED),-Wl,--wrap=$(f))
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
+# TLS, the article's Step 7: `make TLS=1` also builds libnetx_tls (its own
+# static and shared library, and netx-tls.pc) on OpenSSL 3, the TLS
+# examples and their tests. Without TLS=1 nothing here is built, and
+# nothing links OpenSSL.
+TLS ?=
+ifeq ($(TLS),1)
+  OPENSSL_CFLAGS := $(shell pkg-config --cflags openssl 2>/dev/null)
+  OPENSSL_LIBS   := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+  TLS_STATIC     := $(BUILD)/libnetx_tls.a
+  ifeq ($(UNAME_S),Darwin)
+    TLS_SHARED_NAME := libnetx_tls.$(SOMAJOR).dylib
+    TLS_SHARED_LINK := libnetx_tls.dylib
+    TLS_SHARED_REAL := $(TLS_SHARED_NAME)
+    TLS_SHARED_FLAGS := -dynamiclib -install_name $(LIBDIR)/$(TLS_SHARED_NAME)
+  else
+    TLS_SHARED_NAME := libnetx_tls.so.$(SOMAJOR)
+    TLS_SHARED_LINK := libnetx_tls.so
+    TLS_SHARED_REAL := libnetx_tls.so.$(VERSION)
+    TLS_SHARED_FLAGS := -shared -Wl,-soname,$(TLS_SHARED_NAME)
+  endif
+  TLS_SHARED := $(BUILD)/$(TLS_SHARED_REAL)
+  TLS_LIB    := $(TLS_STATIC) $(BUILD)/$(TLS_SHARED_LINK) $(BUILD)/netx-tls.pc \
+                $(BUILD)/man/man3/netx_tls.3
+else
+  EXAMPLES   := $(filter-out tls_%,$(EXAMPLES))
+  EXAMPLE_BINS := $(EXAMPLES:%=$(BUILD)/examples/%)
+  TEST_NAMES := $(filter-out tls%,$(TEST_NAMES))
+  TEST_BINS  := $(TEST_NAMES:%=$(BUILD)/tests/test_%)
+  TLS_LIB    :=
+endif
+
 .PHONY: all lib examples demo valgrind-examples tests test check deps header-check installcheck install uninstall clean format FORCE
 
 all: lib examples
@@ -91,10 +124,40 @@ examples: $(EXAMPLE_BINS)
 $(BUILD)/examples/%: examples/%.c $(STATIC) | $(BUILD)/examples
 	$(CC) $(NETX_CFLAGS) $(CFLAGS) $(NETX_LDFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) -lpthread
 
-lib: $(STATIC) $(BUILD)/$(SHARED_LINK) $(BUILD)/netx.pc $(BUILD)/man/man3/netx.3
+lib: $(STATIC) $(BUILD)/$(SHARED_LINK) $(BUILD)/netx.pc $(BUILD)/man/man3/netx.3 $(TLS_LIB)
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 	$(CC) $(NETX_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+# libnetx_tls (TLS=1): src/tls.c alone, on libnetx and OpenSSL.
+$(BUILD)/obj/tls.o: src/tls.c | $(BUILD)/obj
+	$(CC) $(NETX_CFLAGS) $(OPENSSL_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(TLS_STATIC): $(BUILD)/obj/tls.o
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(TLS_SHARED): $(BUILD)/obj/tls.o $(BUILD)/$(SHARED_LINK)
+	$(CC) $(TLS_SHARED_FLAGS) $(NETX_LDFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    -L$(BUILD) -lnetx $(OPENSSL_LIBS)
+
+$(BUILD)/$(TLS_SHARED_LINK): $(TLS_SHARED)
+ifneq ($(TLS_SHARED_NAME),$(TLS_SHARED_REAL))
+	ln -sf $(TLS_SHARED_REAL) $(BUILD)/$(TLS_SHARED_NAME)
+endif
+	ln -sf $(TLS_SHARED_NAME) $@
+
+$(BUILD)/netx-tls.pc: netx-tls.pc.in FORCE | $(BUILD)/obj
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(BUILD)/man/man3/netx_tls.3: include/netx_tls.h docs/mkman.sh
+	sh docs/mkman.sh $(BUILD)/man/man3 include/netx_tls.h
+
+# The TLS examples link both libraries and OpenSSL.
+$(BUILD)/examples/tls_%: examples/tls_%.c $(STATIC) $(TLS_STATIC) | $(BUILD)/examples
+	$(CC) $(NETX_CFLAGS) $(OPENSSL_CFLAGS) $(CFLAGS) $(NETX_LDFLAGS) $(LDFLAGS) -o $@ $< \
+	    $(TLS_STATIC) $(STATIC) $(OPENSSL_LIBS) -lpthread
 
 $(STATIC): $(LIB_OBJ)
 	rm -f $@
@@ -143,6 +206,14 @@ $(BUILD)/tests/obj/%.o: tests/%.c | $(BUILD)/tests/obj deps
 $(BUILD)/tests/test_%: $(BUILD)/tests/obj/test_%.o $(TEST_SUPPORT) $(STATIC)
 	$(CC) $(NETX_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(TEST_LDLIBS)
 
+# The TLS tests (TLS=1) make their certificates with OpenSSL's API.
+$(BUILD)/tests/obj/test_tls%.o: tests/test_tls%.c | $(BUILD)/tests/obj deps
+	$(CC) $(NETX_CFLAGS) $(TEST_CFLAGS) $(OPENSSL_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_tls%: $(BUILD)/tests/obj/test_tls%.o $(TEST_SUPPORT) $(TLS_STATIC) $(STATIC)
+	$(CC) $(NETX_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(OPENSSL_LIBS) \
+	    $(TEST_LDLIBS)
+
 # Build the test programs without running them.
 tests: deps $(TEST_BINS)
 
@@ -179,11 +250,27 @@ endif
 	install -m 644 $(BUILD)/netx.pc $(DESTDIR)$(PKGCONFIGDIR)/netx.pc
 	install -d $(DESTDIR)$(MANDIR)/man3
 	install -m 644 $(BUILD)/man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+ifeq ($(TLS),1)
+	install -m 644 include/netx_tls.h $(DESTDIR)$(INCLUDEDIR)/netx_tls.h
+	install -m 644 $(TLS_STATIC) $(DESTDIR)$(LIBDIR)/libnetx_tls.a
+	install -m 755 $(TLS_SHARED) $(DESTDIR)$(LIBDIR)/$(TLS_SHARED_REAL)
+ifneq ($(TLS_SHARED_NAME),$(TLS_SHARED_REAL))
+	ln -sf $(TLS_SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(TLS_SHARED_NAME)
+endif
+	ln -sf $(TLS_SHARED_NAME) $(DESTDIR)$(LIBDIR)/$(TLS_SHARED_LINK)
+	install -m 644 $(BUILD)/netx-tls.pc $(DESTDIR)$(PKGCONFIGDIR)/netx-tls.pc
+endif
 
+# Removes the TLS files too, whether or not TLS=1 is given: an uninstall
+# must not leave half a library behind.
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/netx.h $(DESTDIR)$(LIBDIR)/libnetx.a \
 	      $(DESTDIR)$(LIBDIR)/$(SHARED_REAL) $(DESTDIR)$(LIBDIR)/$(SHARED_NAME) \
 	      $(DESTDIR)$(LIBDIR)/$(SHARED_LINK) $(DESTDIR)$(PKGCONFIGDIR)/netx.pc
+	rm -f $(DESTDIR)$(INCLUDEDIR)/netx_tls.h $(DESTDIR)$(LIBDIR)/libnetx_tls.a \
+	      $(DESTDIR)$(LIBDIR)/libnetx_tls.so $(DESTDIR)$(LIBDIR)/libnetx_tls.so.$(SOMAJOR) \
+	      $(DESTDIR)$(LIBDIR)/libnetx_tls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libnetx_tls.dylib \
+	      $(DESTDIR)$(LIBDIR)/libnetx_tls.$(SOMAJOR).dylib $(DESTDIR)$(PKGCONFIGDIR)/netx-tls.pc
 	rm -f $(DESTDIR)$(MANDIR)/man3/netx.3 $(DESTDIR)$(MANDIR)/man3/netx_*.3
 
 clean:
@@ -272,17 +359,30 @@ fuzz-replay: $(FUZZ_REPLAY_BINS)
 # own (so the figures never come from a debug or sanitizer build), builds
 # the load generator and the raw-syscall baselines in bench/, and runs
 # bench/run.sh: each libnetx server against its raw twin, in the same run.
+# All of it takes about 4 minutes on two cores. BENCH runs some parts only
+# (several: BENCH="event many"):
+#   poll    poll_server, 50 connections and latency      (about 30 s)
+#   thread  threaded_server, 50 connections, latency, bulk (about 45 s)
+#   udp     udp_server                                     (about 15 s)
+#   many    10,000 connections, then 50 busy beside them idle: poll_server,
+#           event_server on epoll and on poll              (about 70 s)
+#   event   event_server on epoll and on poll: 50 connections, and its
+#           10,000-connection scenarios                    (about 80 s)
+#   insns   instructions per round trip (callgrind)        (about 10 s)
 BENCH_CFLAGS ?= -O2 -g -gdwarf-4
 BENCH_DIR    := build/bench
 BENCH_TREE   := $(BENCH_DIR)/tree
 BENCH_BINS   := $(patsubst bench/%.c,$(BENCH_DIR)/%,$(wildcard bench/*.c))
+BENCH_PARTS  := poll thread udp many event insns
+BENCH_comma  := ,
 
 .PHONY: bench bench-bins
 
 bench:
+	$(if $(filter-out $(BENCH_PARTS),$(subst $(BENCH_comma), ,$(BENCH))),$(error BENCH=$(BENCH): no such part; the parts are: $(BENCH_PARTS) (unset: all)))
 	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory BUILD=$(BENCH_TREE) SANITIZE= CFLAGS='$(BENCH_CFLAGS)' examples
 	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory SANITIZE= bench-bins
-	@bash bench/run.sh $(BENCH_TREE) $(BENCH_DIR)
+	@BENCH='$(BENCH)' bash bench/run.sh $(BENCH_TREE) $(BENCH_DIR)
 
 bench-bins: $(BENCH_BINS)
 

@@ -692,6 +692,8 @@ typedef struct netx_writer {
     size_t end;         /* one past the last */
     size_t size;        /* bytes allocated at buf */
     size_t cap;         /* the most it may hold */
+    ssize_t (*write_to)(void *sink, const void *buf, size_t len); /* NULL: send */
+    void *sink; /* handed to write_to */
 } netx_writer;
 
 /*
@@ -701,6 +703,23 @@ typedef struct netx_writer {
  *   0, or -1 with errno EINVAL (w is NULL, or cap is 0).
  */
 NETX_API int netx_writer_init(netx_writer *w, int fd, size_t cap);
+
+/*
+ * netx_writer_init_sink - prepare a writer that sends through
+ * write_to(sink, buf, len) instead of a send on fd: a TLS connection
+ * (netx_tls_writer_init() in netx_tls.h uses it), or anything that sends
+ * like netx_send() on a non-blocking socket - the count taken, or -1 with
+ * errno EAGAIN when nothing can be taken now (not an error), or another
+ * errno (recorded). The pending bytes are always handed to it again from
+ * their first one, as TLS requires after EAGAIN. fd only names the
+ * connection in sentences.
+ *
+ * RETURN VALUE
+ *   0, or -1 with errno EINVAL (w or write_to is NULL, or cap is 0).
+ */
+NETX_API int netx_writer_init_sink(netx_writer *w, int fd,
+                                   ssize_t (*write_to)(void *sink, const void *buf, size_t len),
+                                   void *sink, size_t cap);
 
 /*
  * netx_writer_send - send len bytes, or keep what the socket does not take

@@ -38,6 +38,30 @@ int netx_writer_init(netx_writer *w, int fd, size_t cap)
     return 0;
 }
 
+int netx_writer_init_sink(netx_writer *w, int fd,
+                          ssize_t (*write_to)(void *sink, const void *buf, size_t len), void *sink,
+                          size_t cap)
+{
+    if (write_to == NULL) {
+        return netx__fail(EINVAL, "writer for fd %d: write_to is NULL", fd);
+    }
+    if (netx_writer_init(w, fd, cap) != 0) {
+        return -1;
+    }
+    w->write_to = write_to;
+    w->sink = sink;
+    return 0;
+}
+
+/* One send that does not wait: on the socket, or through the sink. */
+static ssize_t send_now(netx_writer *w, const void *data, size_t len)
+{
+    if (w->write_to != NULL) {
+        return w->write_to(w->sink, data, len);
+    }
+    return netx__send_nowait(w->fd, data, len);
+}
+
 size_t netx_writer_pending(const netx_writer *w)
 {
     return w != NULL ? w->end - w->start : 0;
@@ -89,7 +113,7 @@ static int reserve(netx_writer *w, size_t want)
 /* Send pending bytes once; EAGAIN is not a failure. */
 static int send_pending(netx_writer *w)
 {
-    ssize_t n = netx__send_nowait(w->fd, w->buf + w->start, w->end - w->start);
+    ssize_t n = send_now(w, w->buf + w->start, w->end - w->start);
     if (n < 0) {
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
     }
@@ -132,7 +156,7 @@ int netx_writer_send(netx_writer *w, const void *data, size_t len)
     if (pending == 0 && len > 0) {
         /* Nothing waits before these bytes: send at once, and keep only
          * what the socket did not take - usually nothing. */
-        ssize_t n = netx__send_nowait(w->fd, p, len);
+        ssize_t n = send_now(w, p, len);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             return -1;
         }

@@ -225,6 +225,53 @@ static void writer_bad_arguments_einval(void **state)
     netx_writer_free(NULL);
 }
 
+/* A sink that is not a socket: it takes at most `room` bytes, then says
+ * EAGAIN, and remembers every byte it took and what it was offered. */
+struct counting_sink {
+    char got[64];
+    size_t len;
+    size_t room;
+    const char *offered_first; /* what the last call started with */
+};
+
+static ssize_t sink_write(void *sink, const void *buf, size_t len)
+{
+    struct counting_sink *k = sink;
+    k->offered_first = buf;
+    if (k->room == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t n = len < k->room ? len : k->room;
+    memcpy(k->got + k->len, buf, n);
+    k->len += n;
+    k->room -= n;
+    return (ssize_t)n;
+}
+
+/* Through a sink, as over TLS: what it does not take is kept, and offered
+ * again from its first byte, in order. */
+static void writer_sink_keeps_rest_offers_it_again_in_order(void **state)
+{
+    (void)state;
+    struct counting_sink k = {.len = 0, .room = 4};
+    netx_writer w;
+    assert_int_equal(netx_writer_init_sink(&w, 9, sink_write, &k, 64), 0);
+    assert_int_equal(netx_writer_send(&w, "abcdefgh", 8), 0);
+    assert_int_equal(k.len, 4);
+    assert_int_equal(netx_writer_pending(&w), 4);
+    assert_int_equal(netx_writer_send(&w, "ij", 2), 0); /* behind the rest */
+    assert_int_equal(netx_writer_pending(&w), 6);
+    assert_int_equal(netx_writer_flush(&w), 0); /* EAGAIN: kept, no error */
+    assert_int_equal(k.offered_first[0], 'e');
+    k.room = 64;
+    assert_int_equal(netx_writer_flush(&w), 0);
+    assert_int_equal(netx_writer_pending(&w), 0);
+    assert_memory_equal(k.got, "abcdefghij", 10);
+    assert_int_equal(netx_writer_init_sink(&w, 9, NULL, &k, 64), -1);
+    assert_int_equal(errno, EINVAL);
+}
+
 /* ------------------------------------------------------------------------
  * The reader in an event loop
  * ------------------------------------------------------------------------ */
@@ -386,6 +433,7 @@ int main(void)
         TEST(writer_blocking_socket_never_waits),
         TEST(writer_printf_formats_short_and_long),
         TEST(writer_bad_arguments_einval),
+        TEST(writer_sink_keeps_rest_offers_it_again_in_order),
         TEST(reader_nonblocking_partial_line_eagain_kept),
         TEST(reader_rebase_after_move_continues),
         TEST(reader_init_source_reads_lines_from_it),
