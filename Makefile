@@ -234,7 +234,7 @@ header-check:
 
 # Install into a scratch directory, use it from outside the tree, uninstall.
 installcheck: lib
-	@MAKE="$(MAKE)" CC="$(CC)" sh tests/install.sh
+	@MAKE="$(MAKE)" CC="$(CC)" TLS="$(TLS)" sh tests/install.sh
 
 # Install ------------------------------------------------------------------
 

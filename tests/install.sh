@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$dest" "$work"' EXIT
 prefix=/usr/local
 
-$make -s install DESTDIR="$dest" PREFIX="$prefix"
+$make -s install DESTDIR="$dest" PREFIX="$prefix" TLS="${TLS:-}"
 
 # The man pages: one per public function.
 pages=$(ls "$dest$prefix/share/man/man3" | grep -c '^netx')
@@ -34,6 +34,27 @@ LD_LIBRARY_PATH="$dest$prefix/lib" ldd "$work/consumer" | grep -q "$dest$prefix/
     echo "install: the consumer did not load the installed libnetx.so.0" >&2
     exit 1
 }
+
+# With TLS=1: the TLS library, through netx-tls.pc alone (which brings in
+# netx and OpenSSL), from a program outside the tree.
+if [ "${TLS:-}" = 1 ]; then
+    cp tests/install/tls_consumer.c "$work/"
+    (cd "$work" && ${CC:-cc} -std=c11 -Wall -Wextra -o tls_consumer tls_consumer.c \
+        $(pkg-config --cflags --libs netx-tls))
+    LD_LIBRARY_PATH="$dest$prefix/lib" "$work/tls_consumer"
+    LD_LIBRARY_PATH="$dest$prefix/lib" ldd "$work/tls_consumer" |
+        grep -q "$dest$prefix/lib/libnetx_tls.so.0" || {
+        echo "install: the TLS consumer did not load the installed libnetx_tls.so.0" >&2
+        exit 1
+    }
+fi
+
+# The core library links no OpenSSL, TLS or not: a program that does not
+# use TLS never carries it.
+if LD_LIBRARY_PATH="$dest$prefix/lib" ldd "$dest$prefix/lib/libnetx.so.0" | grep -q -E 'libssl|libcrypto'; then
+    echo "install: libnetx.so links OpenSSL; only libnetx_tls may" >&2
+    exit 1
+fi
 
 $make -s uninstall DESTDIR="$dest" PREFIX="$prefix"
 left=$(find "$dest" -type f -o -type l)
