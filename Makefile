@@ -62,7 +62,7 @@ endif
 
 # The library, in the order the article teaches.
 LIB_SRC := src/error.c src/trace.c src/addr.c src/socket.c src/tcp.c \
-           src/udp.c src/io.c src/reader.c src/writer.c src/stop.c src/log.c src/poller.c
+           src/udp.c src/io.c src/reader.c src/writer.c src/unix.c src/stop.c src/log.c src/poller.c
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 STATIC  := $(BUILD)/libnetx.a
 SHARED  := $(BUILD)/$(SHARED_REAL)

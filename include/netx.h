@@ -75,9 +75,9 @@ typedef struct netx_addr {
 /*
  * NETX_ADDRSTRLEN - a buffer of this size holds any string that
  * netx_addr_format() writes, terminating NUL included
- * ("[ffff:...:ffff%interface]:65535").
+ * ("[ffff:...:ffff%interface]:65535", or "unix:" and a socket's path).
  */
-#define NETX_ADDRSTRLEN 80
+#define NETX_ADDRSTRLEN 128
 
 /*
  * netx_resolve - turn a host name and a port into socket addresses.
@@ -123,7 +123,9 @@ NETX_API int netx_resolve(const char *host, uint16_t port, netx_addr *out, int m
  *
  *   text   "127.0.0.1:8080", "[::1]:8080" or "[fe80::1%eth0]:8080". The
  *          brackets around an IPv6 address are required, the port is
- *          required and must be 0 to 65535 in decimal.
+ *          required and must be 0 to 65535 in decimal. A Unix socket is
+ *          "unix:/run/app.sock" (or "unix:@name" in Linux's abstract
+ *          namespace).
  *   out    receives the address.
  *
  * RETURN VALUE
@@ -131,6 +133,7 @@ NETX_API int netx_resolve(const char *host, uint16_t port, netx_addr *out, int m
  *
  * ERRORS
  *   EINVAL   text or out is NULL, or text is not of that form.
+ *   ENAMETOOLONG  a Unix path too long for the address.
  *
  * BLOCKING, THREAD SAFETY
  *   Never blocks; safe from any thread.
@@ -161,8 +164,10 @@ NETX_API int netx_parse_port(const char *text, uint16_t *out);
  *   cap    the size of buf in bytes.
  *
  * An IPv4 address seen through a dual-stack IPv6 socket (::ffff:127.0.0.1)
- * is written the way people write it: "127.0.0.1:51234". The output can be
- * read back with netx_addr_parse().
+ * is written the way people write it: "127.0.0.1:51234". A Unix socket is
+ * "unix:/run/app.sock", "unix:@name" (abstract), or "unix:(unnamed)" for a
+ * client that bound no name. The output can be read back with
+ * netx_addr_parse() (but for "unix:(unnamed)").
  *
  * RETURN VALUE
  *   The length of the string written (without its NUL), or -1 with errno
@@ -170,7 +175,7 @@ NETX_API int netx_parse_port(const char *text, uint16_t *out);
  *
  * ERRORS
  *   EINVAL        addr or buf is NULL.
- *   EAFNOSUPPORT  addr is neither IPv4 nor IPv6.
+ *   EAFNOSUPPORT  addr is not IPv4, IPv6 or Unix.
  *   ENOSPC        cap is too small for the text.
  *
  * BLOCKING, THREAD SAFETY
@@ -384,6 +389,61 @@ NETX_API int netx_tcp_listen(const char *host, uint16_t port, int backlog);
  *   Up to timeout_ms, plus the time the resolver takes.
  */
 NETX_API int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms);
+
+/* ------------------------------------------------------------------------
+ * Local connections: Unix domain sockets
+ * ------------------------------------------------------------------------ */
+
+/*
+ * netx_unix_listen - a listening Unix domain stream socket at path: the
+ * socket, bind and listen of netx_tcp_listen(), named by a file instead of
+ * an address and a port. Local servers sit behind these (a web application
+ * behind nginx); the file's permissions say who may connect.
+ *
+ *   path     "/run/app.sock"; or, on Linux, "@name": the abstract
+ *            namespace, a name with no file, gone with its last socket.
+ *   backlog  as for netx_listen().
+ *
+ * A socket file left behind by a server that died - nobody accepts on it -
+ * is removed and bound again. A live one is not touched: EADDRINUSE. A file
+ * that is not a socket is never removed. Remove the file yourself when the
+ * server ends (unlink(path)), or the next start finds it stale.
+ *
+ * netx_accept(), netx_peer_addr(), the reader and the writer work on these
+ * sockets as on TCP ones; addresses are written "unix:/run/app.sock".
+ *
+ * RETURN VALUE
+ *   The listening descriptor, or -1 with errno set; nothing left open on
+ *   failure.
+ *
+ * ERRORS
+ *   ENAMETOOLONG  path is longer than a Unix address holds (107 bytes on
+ *                 Linux): an error, never cut short.
+ *   EADDRINUSE    a server is listening at path already, or path is a file
+ *                 that is not a socket.
+ *   ENOENT, EACCES  the directory does not exist, or may not be written.
+ *   EINVAL        path is NULL or empty.
+ *   EAFNOSUPPORT  "@name" on a system without an abstract namespace.
+ */
+NETX_API int netx_unix_listen(const char *path, int backlog);
+
+/*
+ * netx_unix_connect - connect to the Unix domain stream socket at path
+ * ("/run/app.sock", or "@name"), waiting at most timeout_ms (0 or less: as
+ * long as the system does; a full backlog makes a connect wait).
+ *
+ * RETURN VALUE
+ *   A connected, blocking socket, or -1 with errno set:
+ *   "unix connect to unix:/run/app.sock: No such file or directory".
+ *
+ * ERRORS
+ *   ENOENT        no socket at path (no server started).
+ *   ECONNREFUSED  a socket file nobody accepts on (the server died).
+ *   EACCES        the file's permissions do not let us connect.
+ *   ENAMETOOLONG, EINVAL  as for netx_unix_listen().
+ *   ETIMEDOUT, ECANCELED  as for netx_connect().
+ */
+NETX_API int netx_unix_connect(const char *path, int timeout_ms);
 
 /* ------------------------------------------------------------------------
  * Step 3: accept (server side)

@@ -17,8 +17,10 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -291,6 +293,9 @@ int netx_addr_parse(const char *text, netx_addr *out)
     if (text == NULL || out == NULL) {
         return netx__fail(EINVAL, "parse address: %s is NULL", text == NULL ? "text" : "out");
     }
+    if (strncmp(text, "unix:", 5) == 0) {
+        return netx__unix_addr(text + 5, out, "parse address");
+    }
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
         if (close == NULL || close[1] != ':') {
@@ -377,8 +382,10 @@ int netx_addr_format(const netx_addr *addr, char *buf, size_t cap)
             }
             n = snprintf(buf, cap, "[%s%s]:%u", host, zone, port);
         }
+    } else if (addr->ss.ss_family == AF_UNIX) {
+        n = netx__format_unix(addr, buf, cap);
     } else {
-        return netx__fail(EAFNOSUPPORT, "format address: family %d is not IPv4 or IPv6",
+        return netx__fail(EAFNOSUPPORT, "format address: family %d is not IPv4, IPv6 or Unix",
                           (int)addr->ss.ss_family);
     }
     if (n < 0 || (size_t)n >= cap) {

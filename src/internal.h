@@ -233,6 +233,17 @@ NETX__SHARED void netx__address_only(const netx_addr *a, char *buf, size_t cap);
  * family. */
 void netx__ipv4_first(netx_addr *addrs, int n);
 
+/* unix.c ----------------------------------------------------------------- */
+
+/* Fill out with the Unix address of path ("/run/x.sock", or "@name" in
+ * Linux's abstract namespace). Records "<step> ...: <why>" on failure
+ * (ENAMETOOLONG: longer than sun_path holds; never cut short). */
+int netx__unix_addr(const char *path, netx_addr *out, const char *step);
+
+/* "unix:/run/x.sock", "unix:@name", "unix:(unnamed)": what
+ * netx_addr_format() writes for AF_UNIX; snprintf's return value. */
+int netx__format_unix(const netx_addr *addr, char *buf, size_t cap);
+
 /* tcp.c ------------------------------------------------------------------ */
 
 /* The shared worker of netx_tcp_listen() and netx_udp_bind(): a socket of

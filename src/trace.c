@@ -106,6 +106,8 @@ const char *netx__family_name(int family)
         return "AF_INET6";
     case AF_UNSPEC:
         return "AF_UNSPEC";
+    case AF_UNIX:
+        return "AF_UNIX";
     default:
         return "AF_?";
     }
