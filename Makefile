@@ -7,7 +7,7 @@
 #   make SANITIZE=thread test   the same under ThreadSanitizer
 #   make install            PREFIX=/usr/local DESTDIR= LIBDIR= INCLUDEDIR= MANDIR=
 #   make bench              libnetx against raw system calls (docs/performance.md);
-#                           BENCH=poll, thread, udp, many, event or insns runs one part
+#                           BENCH=poll|thread|udp|many|event|insns runs one part
 #   make uninstall, make clean, make format
 #
 # Your CFLAGS and LDFLAGS are used as given; the flags libnetx needs live in
@@ -297,7 +297,7 @@ FUZZ_BUILD     ?= build/fuzz
 FUZZ_NAMES     := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS      := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_FLAGS     := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic \
-                  -U_FORTIFY_SOURCE -Iinclude -Isrc -Itests \
+                  -U_FORTIFY_SOURCE -Iinclude -Isrc -Itests -Iexamples \
                   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                   -fno-omit-frame-pointer
 FUZZ_RUN_FLAGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
@@ -306,7 +306,7 @@ FUZZ_RUN_FLAGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard src/*.h) include/netx.h \
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard src/*.h) include/netx.h $(wildcard examples/*.h) \
                       tests/fault.c tests/fault.h
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_CFLAGS) $(TEST_WRAP) -o $@ $< $(LIB_SRC) tests/fault.c -lpthread
@@ -338,7 +338,7 @@ $(BUILD)/fuzz/obj:
 	mkdir -p $@
 
 $(BUILD)/fuzz/obj/%.o: tests/fuzz/%.c | $(BUILD)/fuzz/obj
-	$(CC) $(NETX_CFLAGS) -U_FORTIFY_SOURCE -Isrc -Itests $(CFLAGS) -c -o $@ $<
+	$(CC) $(NETX_CFLAGS) -U_FORTIFY_SOURCE -Isrc -Itests -Iexamples $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/fuzz/obj/fault.o: tests/fault.c | $(BUILD)/fuzz/obj
 	$(CC) $(NETX_CFLAGS) -U_FORTIFY_SOURCE $(CFLAGS) -c -o $@ $<
@@ -359,16 +359,16 @@ fuzz-replay: $(FUZZ_REPLAY_BINS)
 # own (so the figures never come from a debug or sanitizer build), builds
 # the load generator and the raw-syscall baselines in bench/, and runs
 # bench/run.sh: each libnetx server against its raw twin, in the same run.
-# All of it takes about 4 minutes on two cores. BENCH runs some parts only
-# (several: BENCH="event many"):
-#   poll    poll_server, 50 connections and latency      (about 30 s)
-#   thread  threaded_server, 50 connections, latency, bulk (about 45 s)
-#   udp     udp_server                                     (about 15 s)
-#   many    10,000 connections, then 50 busy beside them idle: poll_server,
-#           event_server on epoll and on poll              (about 70 s)
-#   event   event_server on epoll and on poll: 50 connections, and its
-#           10,000-connection scenarios                    (about 80 s)
-#   insns   instructions per round trip (callgrind)        (about 10 s)
+# All of it takes about 2.5 minutes on two cores. BENCH=NAME runs one part
+# (several: BENCH="event many"; an unknown name is an error):
+#   poll    poll_server: 50 connections, latency on one         (about 25 s)
+#   thread  threaded_server: 50 connections, latency, bulk       (about 35 s)
+#   udp     udp_server                                           (about 12 s)
+#   many    10,000 connections, then 50 busy beside them idle:
+#           poll_server, and event_server on epoll and on poll   (about 40 s)
+#   event   event_server on epoll and on poll: 50 connections,
+#           and its 10,000-connection scenarios                  (about 50 s)
+#   insns   instructions per round trip (callgrind)              (about 5 s)
 BENCH_CFLAGS ?= -O2 -g -gdwarf-4
 BENCH_DIR    := build/bench
 BENCH_TREE   := $(BENCH_DIR)/tree

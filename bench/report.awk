@@ -11,7 +11,10 @@
 # rounds is reported with its smallest and largest value.
 #
 # Writes DIR/results.csv, DIR/checks.csv and DIR/ratios.svg, prints the
-# table and the targets, and exits 3 when a target is missed.
+# table and the targets, and exits 3 when a target is missed. Figures shown
+# for comparison without a target of their own (event_server on poll, the
+# price of portability) are listed as "info": grey bars on the chart, never
+# a miss.
 
 function sort_list(list, a,    n, i, j, t) {
     n = split(list, a, " ")
@@ -73,7 +76,41 @@ function check(name, measured, lo, hi, target, higher) {
     chi[nc] = hi
     ctarget[nc] = target
     chigher[nc] = higher
+    cinfo[nc] = 0
     cok[nc] = measured == "" ? 0 : (higher ? measured + 0 >= target : measured + 0 <= target)
+}
+
+# A figure shown beside the targets, with no target of its own.
+function info(name, measured, lo, hi) {
+    check(name, measured, lo, hi, "", 1)
+    cinfo[nc] = 1
+    cok[nc] = 1
+}
+
+# The median ratio of metric k in scenario s and its spread, as a check.
+function ratio_check(name, s, k, target, higher,    l) {
+    l = ratios(s, k)
+    check(name, fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), target, higher)
+}
+
+function ratio_info(name, s, k,    l) {
+    l = ratios(s, k)
+    info(name, fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3))
+}
+
+# Every one of the many connections served, in every round: the worst
+# round counts.
+function served_check(name, s,    n, a, f) {
+    n = sort_list(values(s, "netx", "v"), a)
+    f = n > 0 ? fmt(a[1] / many, 3) : ""
+    check(name, f, f, fmt(n > 0 ? a[n] / many : "", 3), 1.0, 1)
+}
+
+# Memory per idle connection (the median over the rounds) against a budget
+# in bytes: measured / budget, so 1.0 is the budget.
+function memory_ratio(s, budget,    l, m) {
+    m = median(values(s, "netx", "mem"))
+    return m == "" ? "" : fmt(m / budget, 3)
 }
 
 NR == 1 { next }
@@ -115,7 +152,7 @@ END {
           "raw_mem_B_per_conn,netx_mem_B_per_conn" > csv
 
     printf "\nEach ratio is libnetx / raw within a round; the median of the rounds, [lowest-highest].\n"
-    printf "%-13s %-15s %-9s %10s %10s %-19s %7s %7s %5s %8s %8s %5s %7s %7s %5s\n",
+    printf "%-14s %-17s %-9s %10s %10s %-19s %7s %7s %5s %8s %8s %5s %7s %7s %5s\n",
         "scenario", "libnetx server", "unit", "raw", "libnetx", "ratio [spread]",
         "p50 raw", "netx", "ratio", "p99 raw", "netx", "ratio", "cpu raw", "netx", "ratio"
     for (i = 1; i <= ns; i++) {
@@ -136,72 +173,81 @@ END {
               pr "," fmt(rq, 2) "," fmt(xq, 2) "," qr "," fmt(rc, 3) "," fmt(xc, 3) "," cr "," \
               fmt(rm, 0) "," fmt(xm, 0) > csv
         spread = vr == "" ? "" : vr " [" vlo "-" vhi "]"
-        printf "%-13s %-15s %-9s %10s %10s %-19s %7s %7s %5s %8s %8s %5s %7s %7s %5s\n",
+        printf "%-14s %-17s %-9s %10s %10s %-19s %7s %7s %5s %8s %8s %5s %7s %7s %5s\n",
             s, server[s, "netx"], unit[s], fmt(rv, d), fmt(xv, d), spread,
             fmt(rp, 1), fmt(xp, 1), fmt(pr, 2), fmt(rq, 0), fmt(xq, 0), fmt(qr, 2),
             fmt(rc, 2), fmt(xc, 2), fmt(cr, 2)
-        if (s == "s6_10k") {
-            mem_netx = xm
-            mem_raw = rm
-            served = values(s, "netx", "v")
+        if (s ~ /_10k$/) {
+            # Memory per idle connection, for the lines under the table.
+            mem_lines = mem_lines sprintf("  %-17s %5s B   raw epoll beside it %5s B\n",
+                server[s, "netx"], fmt(xm, 0), fmt(rm, 0))
         }
     }
 
     # The targets. The last argument says whether higher is better.
     if ("s1_poll_50" in known) {
-        l = ratios("s1_poll_50", "v")
-        check("1 poll_server req/s", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 0.95, 1)
-        l = ratios("s1_poll_50", "cpu")
-        check("1 poll_server CPU/req", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 1.05, 0)
+        ratio_check("1 poll_server req/s", "s1_poll_50", "v", 0.95, 1)
+        ratio_check("1 poll_server CPU/req", "s1_poll_50", "cpu", 1.05, 0)
     }
-    if ("s2_thread_50" in known) {
-        l = ratios("s2_thread_50", "v")
-        check("2 threaded_server req/s", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 0.95, 1)
-    }
-    if ("s3_lat_poll" in known) {
-        l = ratios("s3_lat_poll", "p50")
-        check("3 p50 latency (poll)", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 1.05, 0)
-    }
-    if ("s3_lat_thread" in known) {
-        l = ratios("s3_lat_thread", "p50")
-        check("3 p50 latency (threaded)", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 1.05, 0)
-    }
-    if ("s4_bulk" in known) {
-        l = ratios("s4_bulk", "v")
-        check("4 bulk MB/s", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 0.90, 1)
-    }
-    if ("s5_udp" in known) {
-        l = ratios("s5_udp", "v")
-        check("5 udp_server req/s", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 0.95, 1)
-    }
+    if ("s2_thread_50" in known)
+        ratio_check("2 threaded_server req/s", "s2_thread_50", "v", 0.95, 1)
+    if ("s3_lat_poll" in known)
+        ratio_check("3 p50 latency (poll)", "s3_lat_poll", "p50", 1.05, 0)
+    if ("s3_lat_thread" in known)
+        ratio_check("3 p50 latency (threaded)", "s3_lat_thread", "p50", 1.05, 0)
+    if ("s4_bulk" in known)
+        ratio_check("4 bulk MB/s", "s4_bulk", "v", 0.90, 1)
+    if ("s5_udp" in known)
+        ratio_check("5 udp_server req/s", "s5_udp", "v", 0.95, 1)
     if ("s6_10k" in known) {
-        # Every connection served in every round: the worst round counts.
-        n = sort_list(served, a)
-        f = n > 0 ? fmt(a[1] / many, 3) : ""
-        check("6 " many " conns all served", f, f, fmt(n > 0 ? a[n] / many : "", 3), 1.0, 1)
-        m = mem_netx == "" ? "" : fmt(mem_netx / 2048, 3)
+        served_check("6 " many " conns all served", "s6_10k")
+        m = memory_ratio("s6_10k", 2048)
         check("6 idle conn memory / 2 KiB", m, m, m, 1.0, 0)
     }
-    if ("s7_insns" in known) {
-        l = ratios("s7_insns", "v")
-        check("7 instructions/round trip", fmt(median(l), 3), fmt(least(l), 3), fmt(most(l), 3), 1.05, 0)
+    if ("s7_insns" in known)
+        ratio_check("7 instructions/round trip", "s7_insns", "v", 1.05, 0)
+    # event_server (netx_poller + netx_writer) on epoll against raw epoll.
+    if ("s8_ev_50" in known) {
+        ratio_check("8 event_server req/s", "s8_ev_50", "v", 0.95, 1)
+        ratio_check("8 event_server CPU/req", "s8_ev_50", "cpu", 1.05, 0)
+    }
+    if ("s9_ev_idle" in known)
+        ratio_check("9 event: busy beside idle req/s", "s9_ev_idle", "v", 0.90, 1)
+    if ("s9_ev_10k" in known) {
+        served_check("10 event: " many " conns served", "s9_ev_10k")
+        ratio_check("10 event: CPU per connection", "s9_ev_10k", "cpu", 1.30, 0)
+        m = memory_ratio("s9_ev_10k", 256)
+        check("11 event: idle conn mem / 256 B", m, m, m, 1.0, 0)
+    }
+    # The same on the poll backend: the price of portability, no targets.
+    if ("s8_evpoll_50" in known) {
+        ratio_info("8 (poll) req/s", "s8_evpoll_50", "v")
+        ratio_info("8 (poll) CPU/req", "s8_evpoll_50", "cpu")
+    }
+    if ("s9_evpoll_idle" in known)
+        ratio_info("9 (poll) busy beside idle req/s", "s9_evpoll_idle", "v")
+    if ("s9_evpoll_10k" in known) {
+        ratio_info("10 (poll) CPU per connection", "s9_evpoll_10k", "cpu")
+        m = memory_ratio("s9_evpoll_10k", 256)
+        info("11 (poll) idle conn mem / 256 B", m, m, m)
     }
 
     chk = out "/checks.csv"
     print "check,measured,lowest,highest,target,met" > chk
-    printf "\n%-30s %9s %15s %9s  %s\n", "target (libnetx / raw)", "measured", "[spread]", "target",
+    printf "\n%-32s %9s %15s %9s  %s\n", "target (libnetx / raw)", "measured", "[spread]", "target",
         "verdict"
     missed = 0
     for (i = 1; i <= nc; i++) {
-        t = (chigher[i] ? ">=" : "<=") sprintf("%.2f", ctarget[i])
+        t = cinfo[i] ? "-" : (chigher[i] ? ">=" : "<=") sprintf("%.2f", ctarget[i])
         if (!cok[i]) missed++
-        printf "%-30s %9s %15s %9s  %s\n", cname[i], cval[i], "[" clo[i] "-" chi[i] "]", t,
-            cok[i] ? "met" : "MISSED"
-        print cname[i] "," cval[i] "," clo[i] "," chi[i] "," t "," (cok[i] ? "yes" : "no") > chk
+        v = cinfo[i] ? "info" : cok[i] ? "met" : "MISSED"
+        printf "%-32s %9s %15s %9s  %s\n", cname[i], cval[i], "[" clo[i] "-" chi[i] "]", t, v
+        print cname[i] "," cval[i] "," clo[i] "," chi[i] "," t "," \
+              (cinfo[i] ? "info" : cok[i] ? "yes" : "no") > chk
     }
-    if (mem_netx != "")
-        printf "\nmemory per idle connection (VmRSS delta / connections): poll_server %s B, raw epoll %s B\n",
-            mem_netx, mem_raw
+    if (mem_lines != "")
+        printf "\nmemory per idle connection (VmRSS growth / connections, median of the rounds):\n%s",
+            mem_lines
 
     draw_chart(out "/ratios.svg")
     exit missed > 0 ? 3 : 0
@@ -209,6 +255,7 @@ END {
 
 # One bar per target: its median ratio, a whisker from the lowest to the
 # highest round, the target as a dashed orange mark, and a line at 1.0.
+# A figure without a target is a grey bar with no mark.
 function draw_chart(svg,    W, left, right, top, bh, gap, H, maxv, scale, t, x, y, w, i, x1) {
     W = 780; left = 240; right = 60; top = 56; bh = 20; gap = 12
     H = top + nc * (bh + gap) + 56
@@ -225,7 +272,7 @@ function draw_chart(svg,    W, left, right, top, bh, gap, H, maxv, scale, t, x, 
     printf "<text x=\"10\" y=\"20\" font-size=\"15\">libnetx / raw baseline: median of the " \
            "rounds, whisker = lowest to highest</text>\n" > svg
     printf "<text x=\"10\" y=\"38\" fill=\"#555\">green: target met; red: missed; dashed " \
-           "orange: the target</text>\n" > svg
+           "orange: the target; grey: no target (for comparison)</text>\n" > svg
     for (t = 0; t <= maxv + 1e-9; t += 0.1) {
         x = left + t * scale
         printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e4e4e4\"/>\n",
@@ -240,7 +287,7 @@ function draw_chart(svg,    W, left, right, top, bh, gap, H, maxv, scale, t, x, 
         printf "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n",
             left - 8, y + bh - 5, cname[i] > svg
         printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n",
-            left, y, w, bh, cok[i] ? "#43a047" : "#e53935" > svg
+            left, y, w, bh, cinfo[i] ? "#9e9e9e" : cok[i] ? "#43a047" : "#e53935" > svg
         if (clo[i] != "" && chi[i] != "" && chi[i] != clo[i]) {
             printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#222\"/>\n",
                 left + clo[i] * scale, y + bh / 2, left + chi[i] * scale, y + bh / 2 > svg
@@ -251,6 +298,8 @@ function draw_chart(svg,    W, left, right, top, bh, gap, H, maxv, scale, t, x, 
         }
         x = left + (chi[i] + 0 > cval[i] + 0 ? chi[i] : cval[i]) * scale
         printf "<text x=\"%.1f\" y=\"%d\">%s</text>\n", x + 9, y + bh - 5, cval[i] > svg
+        if (cinfo[i])
+            continue
         x = left + ctarget[i] * scale
         printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#fb8c00\" " \
                "stroke-width=\"3\" stroke-dasharray=\"4,2\"><title>target %s %.2f</title></line>\n",

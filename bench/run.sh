@@ -26,11 +26,24 @@
 # both run at nice -10 too, so that other work on the machine (a build, a
 # fuzzer) disturbs them less; BENCH_NICE=0 turns that off.
 #
-# Environment: BENCH_MS (measuring time per round, default 2000),
-# BENCH_ROUNDS (default 5), BENCH_CONNS_MANY (default 10000), BENCH_RTT_K
-# (round trips counted by callgrind, default 20000), BENCH_NICE (default
-# -10), BENCH_PIN (default 1), BENCH_STRICT (1: exit 1 when a target is
-# missed; by default the run succeeds and the table says what was missed).
+# Environment: BENCH (which parts to run, below; unset: all), BENCH_MS
+# (measuring time per round, default 2000), BENCH_ROUNDS (default 5),
+# BENCH_ROUNDS_MANY (rounds of the 10,000-connection scenarios, default 3),
+# BENCH_CONNS_MANY (default 10000), BENCH_RTT_K (round trips counted by
+# callgrind, default 20000), BENCH_NICE (default -10), BENCH_PIN (default
+# 1), BENCH_STRICT (1: exit 1 when a target is missed; by default the run
+# succeeds and the table says what was missed).
+#
+# BENCH names the parts to run, separated by spaces or commas:
+#   poll    poll_server: 50 connections, and latency on one
+#   thread  threaded_server: 50 connections, latency, bulk
+#   udp     udp_server
+#   many    10,000 connections at once, then 50 busy beside them idle:
+#           poll_server, and event_server on epoll and on poll
+#   event   event_server on epoll and on poll: 50 connections, and its
+#           10,000-connection scenarios (the same as in many)
+#   insns   instructions per round trip (callgrind)
+# A scenario in two parts runs once. An unknown name: exit status 2.
 #
 # Every wait is bounded, and only processes started here are ever
 # signalled, each by its own PID.
@@ -45,13 +58,42 @@ bin=$out
 logs=$out/logs
 ms=${BENCH_MS:-2000}
 rounds=${BENCH_ROUNDS:-5}
+many_rounds=${BENCH_ROUNDS_MANY:-3}
 many=${BENCH_CONNS_MANY:-10000}
 rtt_k=${BENCH_RTT_K:-20000}
 want_nice=${BENCH_NICE:--10}
 want_pin=${BENCH_PIN:-1}
 
-for f in "$ex/poll_server" "$ex/threaded_server" "$ex/udp_server" "$bin/loadgen" \
-    "$bin/raw_epoll_echo" "$bin/raw_thread_echo" "$bin/raw_udp_echo" "$bin/rtt_insns"; do
+# The parts to run (BENCH): " poll many " and so on, spaces around each.
+all_parts="poll thread udp many event insns"
+selected=" "
+for p in $(echo "${BENCH:-$all_parts}" | tr ',' ' '); do
+    case " $all_parts " in
+    *" $p "*) selected="$selected$p " ;;
+    *)
+        echo "bench: BENCH=\"${BENCH:-}\": no part \"$p\"; the parts are: $all_parts (unset: all)" >&2
+        exit 2
+        ;;
+    esac
+done
+if [ "$selected" = " " ]; then
+    selected=" $all_parts "
+fi
+
+# part NAME...: does BENCH ask for any of these parts?
+part() {
+    local p
+    for p in "$@"; do
+        case $selected in
+        *" $p "*) return 0 ;;
+        esac
+    done
+    return 1
+}
+
+for f in "$ex/poll_server" "$ex/threaded_server" "$ex/udp_server" "$ex/event_server" \
+    "$bin/loadgen" "$bin/raw_epoll_echo" "$bin/raw_thread_echo" "$bin/raw_udp_echo" \
+    "$bin/rtt_insns"; do
     if [ ! -x "$f" ]; then
         echo "bench: $f is missing; run 'make bench'" >&2
         exit 1
@@ -275,88 +317,159 @@ ab_round() {
         esac
         echo "$scen,$name,$round,$unit,$value,$p50,$p99,$cpu,,$(echo "$line" | field seconds)" \
             >>"$runs"
-        printf '  %-13s %-15s #%d  %9s %-6s p50 %8s p99 %9s us  cpu %7s us/op\n' \
+        printf '  %-14s %-17s #%d  %9s %-6s p50 %8s p99 %9s us  cpu %7s us/op\n' \
             "$scen" "$name" "$round" "$value" "$unit" "${p50:--}" "${p99:--}" "$cpu"
     done
 }
 
-# many_run SERVERNAME "CMD" ROUND: $many connections at once, one round trip
-# on each, then the server's memory with all of them open and idle.
-many_run() {
-    local name=$1 cmd=$2 round=$3
-    local scen=s6_10k
-    local tag=$scen.$name.$round
-    # shellcheck disable=SC2086
-    start_server "$tag" $cmd || {
-        failures=$((failures + 1))
-        return
-    }
+# CPU time of a process in microseconds, every thread that is still
+# running: the kernel's exact count (/proc/PID/task/*/schedstat, in ns)
+# where there is one, else utime + stime in clock ticks. The servers of the
+# 10,000-connection rounds have one thread, and setting up 10,000
+# connections takes only 15 to 30 ticks: too few to compare by.
+cpu_us() {
+    local us
+    us=$(cat /proc/"$1"/task/*/schedstat 2>/dev/null |
+        awk '{ s += $1 } END { if (NR > 0) printf "%.0f", s / 1000 }')
+    if [ -z "$us" ]; then
+        us=$(awk -v t="$(cpu_ticks "$1")" -v hz="$hz" 'BEGIN { printf "%.0f", t * 1e6 / hz }')
+    fi
+    echo "$us"
+}
+
+# hold_many TAG PID PORT: a load generator opens $many connections to the
+# server PID at PORT, makes one round trip on each and holds them all open
+# and idle. Waits (up to 60 s) until they are held, then sets MANY_LG (its
+# PID, still holding), MANY_LINE (its result line), and the server's
+# VmRSS growth per connection (MANY_MEM), CPU per connection (MANY_CPU) and
+# the growth of the kernel's slab per connection (MANY_SLAB).
+hold_many() {
+    local tag=$1 pid=$2 port=$3
+    local lgout=$logs/$tag.loadgen.out
+    local rss0 rss1 c0 c1 slab0 slab1 ok
     sleep 0.1
-    local rss0 rss1 t0 t1 slab0 slab1 lg lgout=$logs/$tag.loadgen.out
-    rss0=$(rss_kb "$SRV_PID")
+    rss0=$(rss_kb "$pid")
     slab0=$(slab_kb)
-    t0=$(cpu_ticks "$SRV_PID")
-    "${limit[@]}" "${lg_run[@]}" "$bin/loadgen" many -p "$SRV_PORT" -c "$many" -k 30 \
+    c0=$(cpu_us "$pid")
+    : >"$lgout"
+    "${limit[@]}" "${lg_run[@]}" "$bin/loadgen" many -p "$port" -c "$many" -k 80 \
         >"$lgout" 2>"$logs/$tag.loadgen.err" </dev/null &
-    lg=$!
-    started+=("$lg")
-    # Up to 60 s for every connection to be made and served.
+    MANY_LG=$!
+    started+=("$MANY_LG")
     for _ in $(seq 1200); do
         grep -q '^holding' "$lgout" 2>/dev/null && break
-        kill -0 "$lg" 2>/dev/null || break
+        kill -0 "$MANY_LG" 2>/dev/null || break
         sleep 0.05
     done
     sleep 0.2 # the server's last bookkeeping after the last echo
-    rss1=$(rss_kb "$SRV_PID")
+    rss1=$(rss_kb "$pid")
     slab1=$(slab_kb)
-    t1=$(cpu_ticks "$SRV_PID")
-    # With every connection still open and idle, 50 busy ones on top: what
-    # the idle crowd costs the clients that are talking (context only).
-    local b0 b1 busy
-    if grep -q '^holding' "$lgout" 2>/dev/null; then
-        b0=$(cpu_ticks "$SRV_PID")
-        busy=$("${limit[@]}" "${lg_run[@]}" "$bin/loadgen" pingpong -p "$SRV_PORT" -c 50 -s 64 \
-            -d "$ms" 2>>"$logs/$tag.busy.err")
-        b1=$(cpu_ticks "$SRV_PID")
-        echo "$tag busy: $busy" >>"$logs/loadgen.out"
-        if [ -n "$busy" ]; then
-            local bv bp bq bc bt
-            bv=$(echo "$busy" | field rps)
-            bp=$(echo "$busy" | field p50_us)
-            bq=$(echo "$busy" | field p99_us)
-            bt=$(echo "$busy" | field total)
-            bc=$(awk -v a="$b0" -v b="$b1" -v hz="$hz" -v n="$bt" \
-                'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
-            echo "s6_busy_idle,$name,$round,req/s,$bv,$bp,$bq,$bc,,$ms" >>"$runs"
-            printf '  %-13s %-15s #%d  %9s req/s p50 %8s p99 %9s us  cpu %7s us/op (50 busy + %s idle)\n' \
-                s6_busy_idle "$name" "$round" "$bv" "$bp" "$bq" "$bc" "$many"
-        fi
-    fi
-    kill -TERM "$lg" 2>/dev/null
-    wait "$lg" 2>/dev/null
-    stop_server "$SRV_PID"
-    local line ok secs mem cpu kslab
-    line=$(grep '^mode=many' "$lgout")
-    echo "$tag: $line" >>"$logs/loadgen.out"
-    ok=$(echo "$line" | field ok)
-    secs=$(echo "$line" | field seconds)
-    if [ -z "$ok" ]; then
-        echo "bench: $scen $name round $round: no result from the load generator" >&2
-        sed 's/^/  /' "$logs/$tag.loadgen.err" >&2
-        failures=$((failures + 1))
-        return
-    fi
-    mem=$(awk -v a="$rss0" -v b="$rss1" -v n="$ok" \
+    c1=$(cpu_us "$pid")
+    MANY_LINE=$(grep '^mode=many' "$lgout")
+    ok=$(echo "$MANY_LINE" | field ok)
+    MANY_MEM=$(awk -v a="$rss0" -v b="$rss1" -v n="$ok" \
         'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1024 / n : 0) }')
-    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$ok" \
-        'BEGIN { printf "%.2f", (n > 0 ? (b - a) * 1e6 / hz / n : 0) }')
+    MANY_CPU=$(awk -v a="$c0" -v b="$c1" -v n="$ok" \
+        'BEGIN { printf "%.2f", (n > 0 ? (b - a) / n : 0) }')
     # Kernel memory (slab) per connection, both ends of each: context only,
     # the same whichever server holds the connections.
-    kslab=$(awk -v a="$slab0" -v b="$slab1" -v n="$ok" \
+    MANY_SLAB=$(awk -v a="$slab0" -v b="$slab1" -v n="$ok" \
         'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1024 / n : 0) }')
-    echo "$scen,$name,$round,conns,$ok,,,$cpu,$mem,$secs" >>"$runs"
-    printf '  %-13s %-15s #%d  %s/%s served in %s s; VmRSS %s -> %s KiB = %s B per idle connection; cpu %s us/conn; kernel slab %s B/conn (both ends)\n' \
-        "$scen" "$name" "$round" "$ok" "$many" "$secs" "$rss0" "$rss1" "$mem" "$cpu" "$kslab"
+    MANY_RSS="$rss0 -> $rss1"
+}
+
+# many_round SCEN_CONNS SCEN_BUSY RAWNAME "RAWCMD" NETXNAME "NETXCMD" ROUND
+#
+# Both servers are started side by side, and each gets $many connections
+# that make one round trip and then stay open and idle (raw first in odd
+# rounds, libnetx first in even ones): CPU and memory per connection, to
+# SCEN_CONNS. Then, with all of them still open on both servers, 50 busy
+# connections drive the two in turns, as pair() does: SCEN_BUSY.
+many_round() {
+    local sconn=$1 sbusy=$2 rname=$3 rcmd=$4 nname=$5 ncmd=$6 round=$7
+    local pid=() port=() name=("$rname" "$nname") cmd=("$rcmd" "$ncmd")
+    local k
+    for k in 0 1; do
+        # shellcheck disable=SC2086 # the commands are split into words on purpose
+        if ! start_server "$sconn.$round.${name[k]}" ${cmd[k]}; then
+            failures=$((failures + 1))
+            [ "$k" = 1 ] && stop_server "${pid[0]}"
+            return
+        fi
+        pid[k]=$SRV_PID
+        port[k]=$SRV_PORT
+    done
+    local order="0 1" lg=() line=() mem=() cpu=() slab=() rss=()
+    if [ $((round % 2)) = 0 ]; then
+        order="1 0"
+    fi
+    for k in $order; do
+        hold_many "$sconn.$round.${name[k]}" "${pid[k]}" "${port[k]}"
+        lg[k]=$MANY_LG line[k]=$MANY_LINE mem[k]=$MANY_MEM cpu[k]=$MANY_CPU
+        slab[k]=$MANY_SLAB rss[k]=$MANY_RSS
+    done
+    # With every connection still open and idle, 50 busy ones on top, the
+    # two servers in turns: what the idle crowd costs the clients that are
+    # talking.
+    local held=1
+    for k in 0 1; do
+        grep -q '^holding' "$logs/$sconn.$round.${name[k]}.loadgen.out" 2>/dev/null || held=0
+    done
+    if [ "$held" = 1 ]; then
+        local a0 b0 a1 b1 busy rc
+        a0=$(cpu_us "${pid[0]}")
+        b0=$(cpu_us "${pid[1]}")
+        busy=$("${limit[@]}" "${lg_run[@]}" "$bin/loadgen" pingpong -p "${port[0]}" \
+            -q "${port[1]}" -c 50 -s 64 -d "$ms" 2>>"$logs/$sbusy.$round.loadgen.err")
+        rc=$?
+        a1=$(cpu_us "${pid[0]}")
+        b1=$(cpu_us "${pid[1]}")
+        echo "$sbusy.$round: $busy" >>"$logs/loadgen.out"
+        if [ "$rc" -ne 0 ] || [ -z "$busy" ]; then
+            echo "bench: $sbusy round $round: the load generator failed (status $rc):" >&2
+            sed 's/^/  /' "$logs/$sbusy.$round.loadgen.err" >&2
+            failures=$((failures + 1))
+        else
+            local s t0 t1 bv bp bq bt bc
+            for k in 0 1; do
+                if [ "$k" = 0 ]; then
+                    s=_a t0=$a0 t1=$a1
+                else
+                    s=_b t0=$b0 t1=$b1
+                fi
+                bv=$(side_field "$busy" rps "$s")
+                bp=$(side_field "$busy" p50"$s" _us)
+                bq=$(side_field "$busy" p99"$s" _us)
+                bt=$(side_field "$busy" total "$s")
+                bc=$(awk -v a="$t0" -v b="$t1" -v n="$bt" 'BEGIN { printf "%.3f", (b - a) / n }')
+                echo "$sbusy,${name[k]},$round,req/s,$bv,$bp,$bq,$bc,,$ms" >>"$runs"
+                printf '  %-14s %-17s #%d  %9s req/s p50 %8s p99 %9s us  cpu %7s us/op (50 busy + %s idle)\n' \
+                    "$sbusy" "${name[k]}" "$round" "$bv" "$bp" "$bq" "$bc" "$many"
+            done
+        fi
+    fi
+    for k in 0 1; do
+        kill -TERM "${lg[k]}" 2>/dev/null
+        wait "${lg[k]}" 2>/dev/null
+    done
+    stop_server "${pid[0]}"
+    stop_server "${pid[1]}"
+    local ok secs
+    for k in 0 1; do
+        echo "$sconn.$round.${name[k]}: ${line[k]}" >>"$logs/loadgen.out"
+        ok=$(echo "${line[k]}" | field ok)
+        secs=$(echo "${line[k]}" | field seconds)
+        if [ -z "$ok" ]; then
+            echo "bench: $sconn ${name[k]} round $round: no result from the load generator" >&2
+            sed 's/^/  /' "$logs/$sconn.$round.${name[k]}.loadgen.err" >&2
+            failures=$((failures + 1))
+            continue
+        fi
+        echo "$sconn,${name[k]},$round,conns,$ok,,,${cpu[k]},${mem[k]},$secs" >>"$runs"
+        printf '  %-14s %-17s #%d  %s/%s served in %s s; VmRSS %s KiB = %s B per idle connection; cpu %s us/conn; kernel slab %s B/conn (both ends)\n' \
+            "$sconn" "${name[k]}" "$round" "$ok" "$many" "$secs" "${rss[k]}" "${mem[k]}" \
+            "${cpu[k]}" "${slab[k]}"
+    done
 }
 
 start_time=$(date +%s)
@@ -364,7 +477,9 @@ start_time=$(date +%s)
     echo "cpus: $ncpu"
     echo "cpu model: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "kernel: $(uname -sr)"
-    echo "setup: $setup; $rounds rounds of $ms ms per pair, raw and libnetx in turns"
+    echo "setup: $setup; $rounds rounds of $ms ms per pair, raw and libnetx in turns;" \
+        "$many_rounds rounds of $many connections"
+    echo "parts:$selected(BENCH=${BENCH:-})"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1; then
@@ -375,54 +490,91 @@ start_time=$(date +%s)
 } >"$out/machine.txt"
 sed 's/^/bench: /' "$out/machine.txt"
 
-echo "== 1. poll_server vs raw epoll, 50 connections, 64-byte messages"
-pair s1_poll_50 req/s raw_epoll_echo "$bin/raw_epoll_echo" poll_server "$ex/poll_server" \
-    pingpong -c 50 -s 64 -d "$ms"
-echo "== 2. threaded_server vs raw threads, 50 connections, 64-byte messages"
-pair s2_thread_50 req/s raw_thread_echo "$bin/raw_thread_echo" threaded_server \
-    "$ex/threaded_server -n 64" pingpong -c 50 -s 64 -d "$ms"
-echo "== 3. one connection, 64-byte messages: latency, round trips alternating between the two"
-pair s3_lat_poll p50_us raw_epoll_echo "$bin/raw_epoll_echo" poll_server "$ex/poll_server" \
-    abping -s 64 -d "$ms"
-pair s3_lat_thread p50_us raw_thread_echo "$bin/raw_thread_echo" threaded_server \
-    "$ex/threaded_server -n 64" abping -s 64 -d "$ms"
-echo "== 4. bulk echo, one connection: threaded_server (netx_recv + netx_send_all) vs raw threads"
-pair s4_bulk MB/s raw_thread_echo "$bin/raw_thread_echo" threaded_server \
-    "$ex/threaded_server -n 64" bulk -s 65536 -d "$ms"
-echo "== 5. UDP echo, 50 sockets, 64-byte datagrams"
-pair s5_udp req/s raw_udp_echo "$bin/raw_udp_echo" udp_server "$ex/udp_server" \
-    udp -c 50 -s 64 -d "$ms"
-echo "== 6. $many connections at once: poll_server -n 20000 (raw epoll for reference);"
-echo "   then 50 busy connections while those $many stay open and idle"
-for r in 1 2; do
-    many_run raw_epoll_echo "$bin/raw_epoll_echo" "$r"
-    many_run poll_server "$ex/poll_server -n 20000" "$r"
-done
+ev="$ex/event_server -n 15000"
+evpoll="env NETX_POLLER=poll $ex/event_server -n 15000"
 
-echo "== 7. instructions per round trip: netx_send + netx_recv vs send + recv (callgrind)"
-if command -v valgrind >/dev/null 2>&1; then
-    for m in raw netx; do
-        cg=$logs/callgrind.$m.out
-        "${limit[@]}" valgrind --tool=callgrind --callgrind-out-file="$cg" \
-            --toggle-collect="rtt_measured_$m" "$bin/rtt_insns" "$m" -k "$rtt_k" \
-            >"$logs/rtt_insns.$m.out" 2>"$logs/rtt_insns.$m.err"
-        total=$(awk '/^totals:/ { print $2; exit }' "$cg" 2>/dev/null)
-        if [ -z "$total" ]; then
-            echo "bench: callgrind of rtt_insns $m failed (see $logs/rtt_insns.$m.err)" >&2
-            failures=$((failures + 1))
-            continue
-        fi
-        per=$(awk -v t="$total" -v k="$rtt_k" 'BEGIN { printf "%.1f", t / k }')
-        printf '  %-5s %s instructions in %s round trips = %s per round trip\n' "$m" "$total" \
-            "$rtt_k" "$per"
-        echo "s7_insns,$m,1,insns/rtt,$per,,,,," >>"$runs"
-    done
-else
-    echo "  valgrind not found: skipped"
+if part poll; then
+    echo "== 1. poll_server vs raw epoll, 50 connections, 64-byte messages"
+    pair s1_poll_50 req/s raw_epoll_echo "$bin/raw_epoll_echo" poll_server "$ex/poll_server" \
+        pingpong -c 50 -s 64 -d "$ms"
 fi
-wall=$("${limit[@]}" "${lg_run[@]}" "$bin/rtt_insns" both -k 60000 2>>"$logs/rtt_insns.both.err")
-echo "  the same loops timed without valgrind: $wall"
-echo "$wall" >"$logs/rtt_insns.both.out"
+if part thread; then
+    echo "== 2. threaded_server vs raw threads, 50 connections, 64-byte messages"
+    pair s2_thread_50 req/s raw_thread_echo "$bin/raw_thread_echo" threaded_server \
+        "$ex/threaded_server -n 64" pingpong -c 50 -s 64 -d "$ms"
+fi
+if part poll thread; then
+    echo "== 3. one connection, 64-byte messages: latency, round trips alternating between the two"
+fi
+if part poll; then
+    pair s3_lat_poll p50_us raw_epoll_echo "$bin/raw_epoll_echo" poll_server "$ex/poll_server" \
+        abping -s 64 -d "$ms"
+fi
+if part thread; then
+    pair s3_lat_thread p50_us raw_thread_echo "$bin/raw_thread_echo" threaded_server \
+        "$ex/threaded_server -n 64" abping -s 64 -d "$ms"
+    echo "== 4. bulk echo, one connection: threaded_server (netx_recv + netx_send_all) vs raw threads"
+    pair s4_bulk MB/s raw_thread_echo "$bin/raw_thread_echo" threaded_server \
+        "$ex/threaded_server -n 64" bulk -s 65536 -d "$ms"
+fi
+if part udp; then
+    echo "== 5. UDP echo, 50 sockets, 64-byte datagrams"
+    pair s5_udp req/s raw_udp_echo "$bin/raw_udp_echo" udp_server "$ex/udp_server" \
+        udp -c 50 -s 64 -d "$ms"
+fi
+if part many; then
+    echo "== 6. $many connections at once on poll_server -n 20000 and on raw epoll, side by side;"
+    echo "   then 50 busy connections on each, in turns, while those $many stay open and idle"
+    for r in $(seq "$many_rounds"); do
+        many_round s6_10k s6_busy_idle raw_epoll_echo "$bin/raw_epoll_echo" poll_server \
+            "$ex/poll_server -n 20000" "$r"
+    done
+fi
+if part insns; then
+    echo "== 7. instructions per round trip: netx_send + netx_recv vs send + recv (callgrind)"
+    if command -v valgrind >/dev/null 2>&1; then
+        for m in raw netx; do
+            cg=$logs/callgrind.$m.out
+            "${limit[@]}" valgrind --tool=callgrind --callgrind-out-file="$cg" \
+                --toggle-collect="rtt_measured_$m" "$bin/rtt_insns" "$m" -k "$rtt_k" \
+                >"$logs/rtt_insns.$m.out" 2>"$logs/rtt_insns.$m.err"
+            total=$(awk '/^totals:/ { print $2; exit }' "$cg" 2>/dev/null)
+            if [ -z "$total" ]; then
+                echo "bench: callgrind of rtt_insns $m failed (see $logs/rtt_insns.$m.err)" >&2
+                failures=$((failures + 1))
+                continue
+            fi
+            per=$(awk -v t="$total" -v k="$rtt_k" 'BEGIN { printf "%.1f", t / k }')
+            printf '  %-5s %s instructions in %s round trips = %s per round trip\n' "$m" "$total" \
+                "$rtt_k" "$per"
+            echo "s7_insns,$m,1,insns/rtt,$per,,,,," >>"$runs"
+        done
+    else
+        echo "  valgrind not found: skipped"
+    fi
+    wall=$("${limit[@]}" "${lg_run[@]}" "$bin/rtt_insns" both -k 60000 2>>"$logs/rtt_insns.both.err")
+    echo "  the same loops timed without valgrind: $wall"
+    echo "$wall" >"$logs/rtt_insns.both.out"
+fi
+if part event; then
+    echo "== 8. event_server (netx_poller + netx_writer) vs raw epoll, 50 connections, 64-byte messages:"
+    echo "   on epoll, then on poll (NETX_POLLER=poll)"
+    pair s8_ev_50 req/s raw_epoll_echo "$bin/raw_epoll_echo" event_server "$ev" \
+        pingpong -c 50 -s 64 -d "$ms"
+    pair s8_evpoll_50 req/s raw_epoll_echo "$bin/raw_epoll_echo" event_server_poll "$evpoll" \
+        pingpong -c 50 -s 64 -d "$ms"
+fi
+if part event many; then
+    echo "== 9. $many connections at once on event_server -n 15000 and on raw epoll, side by side;"
+    echo "   then 50 busy on each, in turns, beside those $many idle: on epoll, then on poll"
+    for r in $(seq "$many_rounds"); do
+        many_round s9_ev_10k s9_ev_idle raw_epoll_echo "$bin/raw_epoll_echo" event_server "$ev" "$r"
+    done
+    for r in $(seq "$many_rounds"); do
+        many_round s9_evpoll_10k s9_evpoll_idle raw_epoll_echo "$bin/raw_epoll_echo" \
+            event_server_poll "$evpoll" "$r"
+    done
+fi
 
 awk -F, -v out="$out" -v many="$many" -f "$here/report.awk" "$runs"
 verdict=$?

@@ -400,7 +400,12 @@ static inline time_t http_parse_date(const char *text, size_t len)
     int hour = (text[17] - '0') * 10 + (text[18] - '0');
     int min = (text[20] - '0') * 10 + (text[21] - '0');
     int sec = (text[23] - '0') * 10 + (text[24] - '0');
-    if (month < 0 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
+    /* A date that exists: no 31 February, no leap second (an unreadable
+     * If-Modified-Since only costs a full response). */
+    static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (month < 0 || day < 1 || day > month_days[month - 1] ||
+        (month == 2 && day == 29 && !leap) || hour > 23 || min > 59 || sec > 59) {
         return -1;
     }
     long long days = http_days_from_civil(year, month, day);
