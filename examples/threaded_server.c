@@ -28,7 +28,9 @@
  * Run it with NETX_TRACE=1 to see each step as libnetx takes it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netx.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -107,22 +109,80 @@ static long long now_ms(void)
 }
 
 /*
- * Stopping on Ctrl-C (SIGINT) or SIGTERM. netx_stop_on() makes the signal
- * end every libnetx call that is waiting, in whichever thread: the main
- * thread's accept and each client thread's recv or send fail with
- * ECANCELED. The main thread then stops accepting and starts the drain
- * (netx_stop_drain()): calls wait again, so each client thread finishes
- * what its client asked for, until the client ends its side or the grace
- * period (-g) is over. Then - or at once on a second signal - every wait is
- * cancelled for good, and the threads end.
+ * Stopping on Ctrl-C (SIGINT) or SIGTERM, gracefully.
+ *
+ * The other servers call netx_stop_on(), which lets a signal end any libnetx
+ * call that waits, in any thread. It does so by waiting in poll() beside a
+ * pipe the signal writes to - for a thread blocked in recv(), three more
+ * system calls per request (docs/performance.md measured the cost: 0.7 of
+ * the requests per second). A thread-per-client server does not need it:
+ * the main thread knows every client socket, and can end a client thread's
+ * wait itself with shutdown(). So here the handler only writes a byte to a
+ * pipe (the "self-pipe trick"), the main thread waits on the listener and
+ * that pipe together, and the client threads block the two signals, so
+ * their recv() and send() are plain blocking calls.
+ *
+ * The first signal: the main thread closes the listener and lets the
+ * clients finish - each until its client ends its side - for at most the
+ * grace period (-g). Then, or at once on a second signal, it shuts every
+ * remaining connection down, which ends every thread's wait.
  */
 static int grace_ms = 5000;
+static int stop_pipe[2] = {-1, -1};
 
-/* A call failed with ECANCELED: 1 if we are draining and may call it
- * again, 0 if we must stop now. Any thread may start the drain. */
-static int may_drain(void)
+static void on_signal(int sig)
 {
-    return grace_ms > 0 && netx_stop_drain(grace_ms) == 0;
+    (void)sig;
+    int saved = errno; /* a handler must not disturb the code it interrupts */
+    ssize_t ignored = write(stop_pipe[1], "", 1);
+    (void)ignored;
+    errno = saved;
+}
+
+static int catch_stop_signals(void)
+{
+    if (pipe(stop_pipe) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
+        fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Wait until fd is readable (1) or a stop signal comes (0). fd -1: just wait
+ * up to timeout_ms (1 when the time is up). Each stop signal is taken from
+ * the pipe as it is seen, so the next wait sees the next signal.
+ */
+static int wait_readable(int fd, int timeout_ms)
+{
+    struct pollfd p[2] = {{.fd = stop_pipe[0], .events = POLLIN, .revents = 0},
+                          {.fd = fd, .events = POLLIN, .revents = 0}};
+    for (;;) {
+        int n = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue; /* our own signal: the pipe now says so */
+            }
+            return 0;
+        }
+        if (p[0].revents != 0) {
+            char sink[16];
+            ssize_t ignored = read(stop_pipe[0], sink, sizeof sink);
+            (void)ignored;
+            return 0;
+        }
+        return 1;
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -161,7 +221,6 @@ enum ending {
     FAILED,   /* a call failed; netx_last_error() says which and why */
     SILENT,   /* -t: it sent nothing, or took nothing, for too long */
     OVERTIME, /* -d: it has been connected for too long */
-    STOPPED,  /* the server is stopping, and this client's time is up */
 };
 
 /*
@@ -218,13 +277,9 @@ static enum ending arm_limit(const struct client *c, struct limit *lim)
     return SERVING;
 }
 
-/* A recv or send failed: which limit ran out, if either did; SERVING to
- * call it again, because a stop cancelled it and we are draining. */
+/* A recv or send failed: which limit ran out, if either did. */
 static enum ending why_failed(const struct limit *lim)
 {
-    if (errno == ECANCELED) {
-        return may_drain() ? SERVING : STOPPED;
-    }
     if (errno != ETIMEDOUT) {
         return FAILED;
     }
@@ -247,11 +302,7 @@ static enum ending send_echo(const struct client *c, const char *buf, size_t len
         }
         ssize_t n = netx_send(c->fd, buf + off, len - off);
         if (n < 0) {
-            enum ending why = why_failed(lim);
-            if (why == SERVING) {
-                continue; /* draining: send the rest */
-            }
-            return why;
+            return why_failed(lim);
         }
         off += (size_t)n;
     }
@@ -304,10 +355,10 @@ static void *serve_client(void *arg)
     int stopping = clients.stopping;
     pthread_mutex_unlock(&clients.lock);
 
-    /* One client's error ends that client only, never the server. While
-     * the server shuts down after an error of its own, the errors are ours
-     * (we shut the socket), so stay quiet. netx_log() never blocks: a
-     * standard error that nobody reads cannot stall this thread. */
+    /* One client's error ends that client only, never the server. Once
+     * the server shuts the connections down, the errors are ours, so stay
+     * quiet. netx_log() never blocks: a standard error that nobody reads
+     * cannot stall this thread. */
     if (!stopping) {
         if (end == SILENT) {
             netx_log("%s: %s was silent for %d s, closing it", prog, c->peer,
@@ -403,8 +454,19 @@ static void start_client(int place, int fd, const char *peer, const pthread_attr
      * must get storage of its own: here its place in the table, which is not
      * touched again until that thread has been joined.
      *
+     *
+     * The thread starts with the signal mask of the thread that creates it,
+     * so block SIGINT and SIGTERM just for the call: the new thread keeps
+     * them blocked, and they always go to the main thread's handler.
      */
+    sigset_t stop_signals;
+    sigset_t old;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &old);
     int rc = pthread_create(&c->thread, attr, serve_client, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         /* Out of threads or memory: this client only is closed. pthread
          * functions return their error instead of setting errno. */
@@ -418,16 +480,24 @@ static void start_client(int place, int fd, const char *peer, const pthread_attr
     c->in_use = 1;
 }
 
+/* How many clients are being served now. */
+static int active_clients(void)
+{
+    pthread_mutex_lock(&clients.lock);
+    int n = clients.active;
+    pthread_mutex_unlock(&clients.lock);
+    return n;
+}
+
 /*
  * Stop serving and wait for every client thread.
  *
- * After a stop signal (graceful) the threads are left to finish: the drain
- * lets them serve until each client is done or the grace period is over,
- * when the library cancels their waits. When the server stops because its
- * listener broke (not graceful), each client is woken at once instead:
- * shutdown(SHUT_RDWR) ends the connection in both directions without
- * closing the descriptor (which the thread still owns), so its recv()
- * returns 0 and a blocked send() fails.
+ * graceful (after a stop signal): first let the clients finish, for at most
+ * the grace period or until a second signal. Then wake every thread still
+ * serving: shutdown(SHUT_RDWR) ends the connection in both directions
+ * without closing the descriptor (which the thread still owns), so its
+ * recv() returns 0 at once and a blocked send() fails. Each thread then
+ * closes its own socket and ends.
  *
  * pthread_join() waits until a thread has really ended and frees its stack,
  * so when this returns no thread is left running and nothing is leaked.
@@ -437,23 +507,29 @@ static void start_client(int place, int fd, const char *peer, const pthread_attr
  */
 static void stop_clients(int graceful)
 {
-    pthread_mutex_lock(&clients.lock);
-    int waiting = clients.active;
-    if (!graceful) {
-        clients.stopping = 1;
-        for (int i = 0; i < clients.max; i++) {
-            struct client *c = &clients.table[i];
-            if (c->in_use && !c->finished) {
-                netx_shutdown(c->fd, SHUT_RDWR);
-            }
-        }
-    }
-    pthread_mutex_unlock(&clients.lock);
-    if (graceful && waiting > 0) {
+    int waiting = active_clients();
+    if (graceful && waiting > 0 && grace_ms > 0) {
         netx_log("%s: stopping: letting %d clients finish for up to %d s "
                  "(signal again to stop now)",
                  prog, waiting, grace_ms / 1000);
+        long long deadline = now_ms() + grace_ms;
+        /* Look again every 50 ms: the threads that finish need no signal. */
+        while (active_clients() > 0 && now_ms() < deadline) {
+            long long left = deadline - now_ms();
+            if (!wait_readable(-1, left < 50 ? (int)left : 50)) {
+                break; /* a second signal: stop now */
+            }
+        }
     }
+    pthread_mutex_lock(&clients.lock);
+    clients.stopping = 1;
+    for (int i = 0; i < clients.max; i++) {
+        struct client *c = &clients.table[i];
+        if (c->in_use && !c->finished) {
+            netx_shutdown(c->fd, SHUT_RDWR);
+        }
+    }
+    pthread_mutex_unlock(&clients.lock);
 
     for (int i = 0; i < clients.max; i++) {
         if (clients.table[i].in_use) {
@@ -529,9 +605,8 @@ int main(int argc, char **argv)
     if (optind < argc) {
         bad_usage("unexpected argument \"%s\"", argv[optind]);
     }
-    /* The two lines that make a libnetx program stoppable. */
-    if (netx_stop_on(SIGINT) != 0 || netx_stop_on(SIGTERM) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, netx_last_error());
+    if (catch_stop_signals() != 0) {
+        perror(prog);
         return 1;
     }
     grace_ms = (int)grace_s * 1000;
@@ -561,6 +636,12 @@ int main(int argc, char **argv)
         free(clients.table);
         return 1;
     }
+    /* poll() says a client is waiting, but it may reset its connection
+     * before we accept it; a blocking accept() would then wait for the next
+     * one and could not notice a stop. Non-blocking, accept() says EAGAIN and
+     * we go back to poll(). (Accepted sockets are blocking all the same.) */
+    netx_set_nonblocking(server, 1);
+
     netx_addr local;
     char text[NETX_ADDRSTRLEN];
     netx_local_addr(server, &local);
@@ -569,16 +650,16 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     /* Step 3, over and over: accept each client and hand it to a thread,
-     * until a stop signal cancels the accept. */
+     * until a stop signal. */
     int status = 0;
     int out_of_descriptors = 0;
-    while (!netx_stopping()) {
+    while (wait_readable(server, -1)) {
         netx_addr peer;
         int fd = netx_accept(server, &peer);
         if (fd < 0) {
             int err = errno;
-            if (err == ECANCELED) {
-                break; /* SIGINT or SIGTERM */
+            if (err == EAGAIN || err == EWOULDBLOCK) {
+                continue; /* that client went away: wait for the next */
             }
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 /* Out of descriptors (or memory). The client stays queued,
@@ -588,7 +669,9 @@ int main(int argc, char **argv)
                     netx_log("%s: %s; pausing 100 ms between accepts", prog, netx_last_error());
                     out_of_descriptors = 1;
                 }
-                nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+                if (!wait_readable(-1, 100)) {
+                    break;
+                }
                 continue;
             }
             if (listener_broken(err)) {
@@ -617,12 +700,11 @@ int main(int argc, char **argv)
      * refused by the system instead of waiting for an accept that will not
      * come; then let every client finish and wait for its thread. */
     netx_close(server);
-    if (status == 0) {
-        may_drain(); /* the clients' waits work again, until the grace ends */
-    }
     stop_clients(status == 0);
     pthread_attr_destroy(&attr);
     free(clients.table);
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
     netx_log_flush(); /* lines netx_log() held back, counted */
     return status;
 }
