@@ -487,8 +487,10 @@ NETX_API int netx_accept(int listen_fd, netx_addr *peer);
  * an accept and two fcntl calls.
  *
  * Give it a non-blocking listener (netx_set_nonblocking()): it then never
- * waits, and says EAGAIN when no client is waiting. Otherwise it behaves as
- * netx_accept() does, errors and all.
+ * waits, and says EAGAIN when no client is waiting. (On a blocking one it
+ * waits in accept(2) as the system call does, where a stop signal of
+ * netx_stop_on() cannot reach it: use netx_accept() there.) Errors are
+ * those of netx_accept().
  */
 NETX_API int netx_accept_nonblocking(int listen_fd, netx_addr *peer);
 

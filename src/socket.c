@@ -275,9 +275,11 @@ static int accept_one(int listen_fd, netx_addr *peer, int nonblock)
     for (;;) {
         /* While a stop is armed, a blocking listener is waited on in poll(),
          * where a stop signal reaches us; accept(2) would wait in the
-         * kernel, out of its reach. */
+         * kernel, out of its reach. (netx_accept_nonblocking() is for a
+         * non-blocking listener, which never waits: it skips the check, a
+         * system call per connection.) */
         if (NETX__UNLIKELY(atomic_load_explicit(&netx__stop_flags, memory_order_relaxed) != 0) &&
-            (fcntl(listen_fd, F_GETFL) & O_NONBLOCK) == 0 &&
+            !nonblock && (fcntl(listen_fd, F_GETFL) & O_NONBLOCK) == 0 &&
             netx__wait_ready(listen_fd, POLLIN) != 0) {
             return accept_failed(listen_fd, errno);
         }
