@@ -307,6 +307,49 @@ NETX_API int netx_listen(int fd, int backlog);
  */
 NETX_API int netx_connect(int fd, const netx_addr *addr, int timeout_ms);
 
+/*
+ * netx_connect_start - start connecting fd to addr without waiting, for an
+ * event loop (a proxy dialling its backends, say): the first half of a
+ * non-blocking connect(2). fd is made non-blocking and stays so.
+ *
+ * A TCP connection takes a round trip to set up, and nothing in an event
+ * loop may wait for one. So: start it, register fd with the poller for
+ * NETX_WRITABLE, and when it is writable call netx_connect_finish(), which
+ * reads the outcome. A connection that can be made at once (Unix sockets,
+ * sometimes loopback) is made at once.
+ *
+ * RETURN VALUE
+ *   0 when connected already; -1 with errno EINPROGRESS when under way
+ *   (not a failure: wait for NETX_WRITABLE); -1 with another errno when it
+ *   failed at once, with the sentence "connect to 127.0.0.1:9002: Network
+ *   is unreachable".
+ *
+ * ERRORS
+ *   EINPROGRESS   under way (see above).
+ *   ECONNREFUSED, ENETUNREACH, EADDRNOTAVAIL, EAFNOSUPPORT, EBADF, EINVAL
+ *   (addr is NULL): as for netx_connect().
+ */
+NETX_API int netx_connect_start(int fd, const netx_addr *addr);
+
+/*
+ * netx_connect_finish - the outcome of a connect started by
+ * netx_connect_start(), once the poller says fd is writable (or has an
+ * error). addr is only for the sentence (NULL is allowed).
+ *
+ * RETURN VALUE
+ *   0 when connected; -1 with errno EINPROGRESS when not over yet (wait for
+ *   writability again); -1 with the attempt's errno when it failed, read
+ *   from SO_ERROR, with the library's sentence:
+ *   "connect to 127.0.0.1:9002: Connection refused".
+ *
+ * ERRORS
+ *   ECONNREFUSED  nothing listens there.
+ *   ETIMEDOUT     the system gave up (the caller's own deadline is the
+ *                 caller's: close fd when it passes).
+ *   ENETUNREACH, EHOSTUNREACH, and the others of netx_connect().
+ */
+NETX_API int netx_connect_finish(int fd, const netx_addr *addr);
+
 /* ------------------------------------------------------------------------
  * Steps 1-3 in one call, done right
  * ------------------------------------------------------------------------ */

@@ -225,6 +225,80 @@ int netx_connect(int fd, const netx_addr *addr, int timeout_ms)
     return 0;
 }
 
+/* The sentence of a failed connect: "connect to 127.0.0.1:9002". */
+static int connect_failed(int fd, const netx_addr *addr, int err)
+{
+    char text[NETX_ADDRSTRLEN];
+    if (addr == NULL || netx_addr_format(addr, text, sizeof text) < 0) {
+        snprintf(text, sizeof text, "fd %d", fd);
+    }
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        netx__trace_step(t, -1, err, NULL, "connect(%d, %s)", fd, text);
+    }
+    return netx__fail(err, "connect to %s", text);
+}
+
+int netx_connect_start(int fd, const netx_addr *addr)
+{
+    if (addr == NULL) {
+        return netx__fail(EINVAL, "connect fd %d: addr is NULL", fd);
+    }
+    int saved = errno;
+    if (netx_set_nonblocking(fd, 1) != 0) {
+        return -1;
+    }
+    int err = netx__connect_start(fd, addr);
+    if (err != 0 && err != EINPROGRESS) {
+        return connect_failed(fd, addr, err);
+    }
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        char text[NETX_ADDRSTRLEN];
+        netx_addr_format(addr, text, sizeof text);
+        netx__trace_text(t, "connect(%d, %s) %s", fd, text,
+                         err == 0 ? "= 0" : "started (EINPROGRESS): wait until writable");
+    }
+    if (err == EINPROGRESS) {
+        errno = EINPROGRESS; /* as connect(2) says it: not a failure */
+        return -1;
+    }
+    errno = saved;
+    return 0;
+}
+
+int netx_connect_finish(int fd, const netx_addr *addr)
+{
+    int saved = errno;
+    int err = netx__connect_result(fd);
+    if (err == 0) {
+        /* SO_ERROR is 0 before the attempt ends too: a peer address says
+         * it really is connected. */
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof peer;
+        if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0) {
+            if (errno == ENOTCONN) {
+                errno = EINPROGRESS; /* not yet: wait until writable again */
+                return -1;
+            }
+            err = errno;
+        }
+    }
+    if (err != 0) {
+        return connect_failed(fd, addr, err);
+    }
+    FILE *t = netx__tracing();
+    if (t != NULL) {
+        char text[NETX_ADDRSTRLEN];
+        if (addr == NULL || netx_addr_format(addr, text, sizeof text) < 0) {
+            snprintf(text, sizeof text, "fd %d", fd);
+        }
+        netx__trace_step(t, 0, 0, NULL, "connect(%d, %s)", fd, text);
+    }
+    errno = saved;
+    return 0;
+}
+
 /* accept(2) errors that concern the new connection only. */
 static int connection_error(int err)
 {

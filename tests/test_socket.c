@@ -764,9 +764,101 @@ static void socket_close_graceful_peer_reads_late_returns_0_after_delivery(void 
     assert_int_equal(r.bytes, sent);
 }
 
+/* ------------------------------------------------------------------------
+ * netx_connect_start and netx_connect_finish: connecting in an event loop
+ * ------------------------------------------------------------------------ */
+
+/* Wait (bounded) until fd is writable, as an event loop's poller would. */
+static void await_writable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
+    assert_int_equal(poll(&p, 1, 5000), 1);
+}
+
+static void socket_connect_start_finish_connects_nonblocking(void **state)
+{
+    (void)state;
+    int lfd = netx_tcp_listen("127.0.0.1", 0, 0);
+    assert_true(lfd >= 0);
+    netx_addr a;
+    assert_int_equal(netx_local_addr(lfd, &a), 0);
+    int fd = netx_socket(AF_INET, SOCK_STREAM);
+    assert_true(fd >= 0);
+    int rc = netx_connect_start(fd, &a);
+    assert_true(rc == 0 || (rc == -1 && errno == EINPROGRESS));
+    assert_true((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    if (rc != 0) {
+        await_writable(fd);
+        errno = 4242;
+        assert_int_equal(netx_connect_finish(fd, &a), 0);
+        assert_int_equal(errno, 4242); /* a success leaves errno alone */
+    }
+    int s = netx_accept(lfd, NULL);
+    assert_true(s >= 0);
+    assert_int_equal(netx_send_all(fd, "ok", 2), 0);
+    char got[2];
+    assert_int_equal(netx_recv_all(s, got, 2), 2);
+    netx_close(fd);
+    netx_close(s);
+    netx_close(lfd);
+}
+
+static void socket_connect_finish_refused_econnrefused_names_address(void **state)
+{
+    (void)state;
+    int lfd = netx_tcp_listen("127.0.0.1", 0, 0);
+    netx_addr a;
+    assert_int_equal(netx_local_addr(lfd, &a), 0);
+    netx_close(lfd); /* nothing listens there now */
+    int fd = netx_socket(AF_INET, SOCK_STREAM);
+    assert_true(fd >= 0);
+    int rc = netx_connect_start(fd, &a);
+    if (rc == -1 && errno == EINPROGRESS) {
+        await_writable(fd);
+        rc = netx_connect_finish(fd, &a);
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    char text[NETX_ADDRSTRLEN];
+    char want[NETX_ADDRSTRLEN + 64];
+    netx_addr_format(&a, text, sizeof text);
+    snprintf(want, sizeof want, "connect to %s: Connection refused", text);
+    assert_string_equal(netx_last_error(), want);
+    netx_close(fd);
+}
+
+/* Asked too early - the SYN is unanswered - finish says EINPROGRESS. */
+static void socket_connect_finish_before_answer_einprogress(void **state)
+{
+    (void)state;
+    struct deaf_listener d;
+    deaf_open(&d);
+    int fd = netx_socket(AF_INET, SOCK_STREAM);
+    assert_true(fd >= 0);
+    assert_int_equal(netx_connect_start(fd, &d.addr), -1);
+    assert_int_equal(errno, EINPROGRESS);
+    assert_int_equal(netx_connect_finish(fd, &d.addr), -1);
+    assert_int_equal(errno, EINPROGRESS);
+    netx_close(fd);
+    deaf_close(&d);
+}
+
+static void socket_connect_start_null_addr_einval(void **state)
+{
+    (void)state;
+    int fd = netx_socket(AF_INET, SOCK_STREAM);
+    assert_int_equal(netx_connect_start(fd, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    netx_close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        TEST(socket_connect_start_finish_connects_nonblocking),
+        TEST(socket_connect_finish_refused_econnrefused_names_address),
+        TEST(socket_connect_finish_before_answer_einprogress),
+        TEST(socket_connect_start_null_addr_einval),
         TEST(socket_steps_by_hand_connect_and_exchange),
         TEST(socket_created_fds_are_cloexec),
         TEST(socket_tcp_listen_sets_reuseaddr),
