@@ -1415,6 +1415,19 @@ NETX_API void netx_log(const char *fmt, ...)
     ;
 
 /*
+ * netx_log_each - netx_log() without the limit of a line a second: every
+ * call writes its line (when standard error can take it; else it is
+ * dropped and counted, as for netx_log()). For lines that are rare by
+ * nature and must each be seen - a backend going DOWN, then UP - not for
+ * anything a client can make happen at will.
+ */
+NETX_API void netx_log_each(const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/*
  * netx_log_flush - write, for each call site of netx_log(), the lines it
  * held back: the last of them, with the count of the others. Call it before
  * the program exits (and now and then in a long quiet spell, if you like):

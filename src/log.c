@@ -204,6 +204,26 @@ void netx_log(const char *fmt, ...)
     errno = saved;
 }
 
+void netx_log_each(const char *fmt, ...)
+{
+    if (fmt == NULL) {
+        return;
+    }
+    int saved = errno;
+    char raw[400];
+    char text[TEXT_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    netx__escape(text, sizeof text, raw);
+    lock();
+    emit(text, 0, 0, netx__now_ms());
+    unlock();
+    errno = saved;
+}
+
 void netx_log_flush(void)
 {
     int saved = errno;
