@@ -10,7 +10,7 @@
 #
 # Every server is started on a free port (-p 0), stopped by its own PID, and
 # every wait is bounded, so the demo ends by itself in a few seconds.
-set -u
+set -u -o pipefail
 dir=${1:-build/examples}
 wrap=${NETX_DEMO_WRAP:-}
 export NETX_TRACE=1
@@ -167,5 +167,69 @@ if [ -x "$dir/tls_server" ] && [ -x "$dir/tls_client" ]; then
         say "skipped: the openssl command is needed to make a certificate"
     fi
 fi
+
+part "The web: http_server, files over HTTP/1.1, and curl as its client"
+say "GET and HEAD of the files under a directory, on the event loop; curl, a"
+say "browser or http_client all speak to it"
+mkdir -p "$tmp/www"
+printf '<!doctype html>\n<title>libnetx</title>\n<p>Hello, web!</p>\n' > "$tmp/www/index.html"
+NETX_TRACE=0 start http_server -p 0 -r "$tmp/www" -l
+if command -v curl >/dev/null 2>&1; then
+    say "curl -i http://127.0.0.1:$port/"
+    curl -sS -i --max-time 5 "http://127.0.0.1:$port/" 2>&1 | sed -u 's/^/   curl | /'
+    [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+else
+    say "curl is not installed: http_client alone"
+fi
+say "http_client, libnetx's own client: a missing file is a 404 and exit 1"
+NETX_TRACE=0 client http_client "http://127.0.0.1:$port/index.html" || exit 1
+NETX_TRACE=0 $wrap "$dir/http_client" "http://127.0.0.1:$port/missing.html" 2>&1 |
+    sed -u 's/^/   http_client | /'
+[ "${PIPESTATUS[0]}" = 1 ] || exit 1
+stop
+
+part "Real-time chat: chat_server, and two chat_clients talking"
+say "every line goes to everyone else with its sender's name; each client"
+say "waits on its keyboard and the socket at once (netx_poller)"
+NETX_TRACE=0 start chat_server -p 0
+mkfifo "$tmp/alice.in"
+NETX_TRACE=0 $wrap "$dir/chat_client" -p "$port" -n alice < "$tmp/alice.in" 2>&1 |
+    sed -u 's/^/   alice | /' &
+alice=$!
+exec 4> "$tmp/alice.in"
+sleep 0.3
+{ sleep 0.3; echo "hi alice, bob here"; sleep 0.3; } |
+    NETX_TRACE=0 $wrap "$dir/chat_client" -p "$port" -n bob 2>&1 | sed -u 's/^/   bob   | /' &
+bob=$!
+sleep 0.5
+echo "hello bob!" >&4
+wait "$bob" || exit 1
+exec 4>&-
+wait "$alice" || exit 1
+stop
+
+part "Load balancing with failover: tcp_proxy in front of two echo servers"
+say "each client goes to the next backend that is up; when one dies, the"
+say "health checks mark it DOWN and the clients never notice"
+NETX_TRACE=0 start event_server -p 0
+backend_a=$server_pid
+port_a=$port
+NETX_TRACE=0 start event_server -p 0
+backend_b=$server_pid
+port_b=$port
+NETX_TRACE=0 start tcp_proxy -p 0 -b "127.0.0.1:$port_a" -b "127.0.0.1:$port_b" --check-ms 100
+proxy=$server_pid
+NETX_TRACE=0 client echo_client -p "$port" "to the first backend" || exit 1
+NETX_TRACE=0 client echo_client -p "$port" "to the second backend" || exit 1
+say "stopping one backend: the proxy says DOWN, and still every client is served"
+server_pid=$backend_a
+stop
+sleep 0.5
+NETX_TRACE=0 client echo_client -p "$port" "failed over" || exit 1
+NETX_TRACE=0 client echo_client -p "$port" "and again" || exit 1
+server_pid=$proxy
+stop
+server_pid=$backend_b
+stop
 
 part "Step 5 of the workflow: every connection closed; the demo is over"
