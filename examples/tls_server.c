@@ -66,6 +66,7 @@ struct client {
     int handshaking;     /* the handshake is not over yet */
     int eof;             /* it has ended its side (close_notify) */
     unsigned read_wants; /* what its next read waits for */
+    unsigned write_wants; /* what its stalled echo waits for */
     netx_writer out;     /* its echo, what TLS has not taken yet */
     long long active_ms; /* the last time it sent or took bytes */
     long long since_ms;  /* when it was accepted */
@@ -256,8 +257,7 @@ static void set_events(struct server *s, struct client *c)
             events |= c->read_wants;
         }
         if (netx_writer_pending(&c->out) > 0) {
-            unsigned w = netx_tls_wants(c->tls);
-            events |= w != 0 ? w : NETX_WRITABLE;
+            events |= c->write_wants; /* not netx_tls_wants(): that is the last call's, a read's */
         }
     }
     netx_poller_mod(s->poller, c->fd, events, c);
@@ -297,7 +297,10 @@ static int go_on_with_handshake(struct server *s, struct client *c)
  */
 static int echo_some(struct server *s, struct client *c)
 {
-    for (int i = 0; i < READS_PER_TURN && !c->eof; i++) {
+    /* A few reads at a time, to be fair to the others - and on while TLS
+     * holds bytes it has decrypted already: the socket may be empty, and
+     * then no poller would wake us for them. They are at most a record. */
+    for (int i = 0; !c->eof && (i < READS_PER_TURN || netx_tls_pending(c->tls) > 0); i++) {
         size_t room = netx_writer_room(&c->out);
         if (room == 0) {
             break; /* backpressure: read again when the client has read */
@@ -340,6 +343,17 @@ static void serve(struct server *s, struct client *c)
         }
         if (rc == 0) {
             rc = echo_some(s, c);
+        }
+        /* Echo left over waits for what TLS's send wants (usually
+         * WRITABLE). netx_tls_wants() answers for the last call, which
+         * was echo_some()'s read: flush once more, so it is a send's. */
+        if (rc == 0 && netx_writer_pending(&c->out) > 0) {
+            if (netx_writer_flush(&c->out) != 0) {
+                report();
+                rc = -1;
+            }
+            unsigned w = netx_tls_wants(c->tls);
+            c->write_wants = w != 0 ? w : NETX_WRITABLE;
         }
         if (rc == 0 && c->eof && netx_writer_pending(&c->out) == 0) {
             rc = -1; /* it said goodbye and has every byte back */

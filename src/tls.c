@@ -43,6 +43,9 @@
 #include "internal.h"
 #include "netx_tls.h"
 
+/* "host:port" as the caller named it, in sentences (netx__host_port()). */
+#define WHERE_MAX 300
+
 struct netx_tls_config {
     SSL_CTX *ctx;
     int server;
@@ -61,7 +64,7 @@ struct netx_tls {
     unsigned wants; /* NETX_READABLE / NETX_WRITABLE after EAGAIN */
     int io_err;     /* errno of the last send or recv that failed */
     int eof;        /* the socket's end of stream was read */
-    char who[400];  /* for sentences: "localhost:8443 (127.0.0.1)" */
+    char who[WHERE_MAX + NETX_ADDRSTRLEN + 3]; /* "localhost:8443 (127.0.0.1)" */
     char why[200];  /* the reason of the last failure, for the sentence */
     char version[32];
     char cipher[96];
@@ -401,7 +404,16 @@ netx_tls_config *netx_tls_server_config(const char *cert_file, const char *key_f
     if (SSL_CTX_use_certificate_chain_file(c->ctx, cert_file) != 1) {
         file_fail("tls server config: certificate", cert_file);
     } else if (SSL_CTX_use_PrivateKey_file(c->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-        file_fail("tls server config: key", key_file);
+        /* OpenSSL compares the key with the certificate as it loads it,
+         * and says "key values mismatch": say it as documented. */
+        if (ERR_GET_LIB(ERR_peek_last_error()) == ERR_LIB_X509 &&
+            ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            netx__fail_because(EPROTO, "does not match the certificate",
+                               "tls server config: key %s", key_file);
+        } else {
+            file_fail("tls server config: key", key_file);
+        }
     } else if (SSL_CTX_check_private_key(c->ctx) != 1) {
         ERR_clear_error();
         netx__fail_because(EPROTO, "does not match the certificate", "tls server config: key %s",
@@ -598,7 +610,7 @@ netx_tls *netx_tls_connect(netx_tls_config *c, int fd, const char *host, int tim
     /* For sentences: the name asked for, the address reached. */
     netx_addr peer;
     char address[NETX_ADDRSTRLEN];
-    char where[300];
+    char where[WHERE_MAX];
     unsigned port = 0;
     if (netx_peer_addr(fd, &peer) == 0 && netx_addr_port(&peer) >= 0) {
         port = (unsigned)netx_addr_port(&peer);
