@@ -160,7 +160,8 @@ NETX_API void netx_tls_config_free(netx_tls_config *c);
  *   EPROTO     the handshake failed: the certificate was not trusted, for
  *              another name, expired; the server speaks no TLS, or no
  *              version or cipher in common. The sentence gives OpenSSL's
- *              reason and the verify result.
+ *              reason and the verify result; when the answer was not TLS
+ *              at all, it adds "(does the server speak TLS on this port?)".
  *   ETIMEDOUT  the handshake took longer than timeout_ms (or a socket
  *              timeout).
  *   ECONNRESET, EPIPE  the server went away.

@@ -65,7 +65,7 @@ struct netx_tls {
     int io_err;     /* errno of the last send or recv that failed */
     int eof;        /* the socket's end of stream was read */
     char who[WHERE_MAX + NETX_ADDRSTRLEN + 3]; /* "localhost:8443 (127.0.0.1)" */
-    char why[200];  /* the reason of the last failure, for the sentence */
+    char why[256];  /* the reason of the last failure, for the sentence */
     char version[32];
     char cipher[96];
     char subject[256];
@@ -235,6 +235,14 @@ static int classify(netx_tls *t, int e, enum op op)
     if (op == OP_HANDSHAKE && verify != X509_V_OK) {
         snprintf(t->why, sizeof t->why, "%s: %s", reason[0] ? reason : "certificate verify failed",
                  X509_verify_cert_error_string(verify));
+    } else if (op == OP_HANDSHAKE && !t->server && ERR_GET_LIB(err) == ERR_LIB_SSL &&
+               (ERR_GET_REASON(err) == SSL_R_WRONG_VERSION_NUMBER ||
+                ERR_GET_REASON(err) == SSL_R_UNEXPECTED_MESSAGE ||
+                ERR_GET_REASON(err) == SSL_R_PACKET_LENGTH_TOO_LONG)) {
+        /* What a client reads when the server answers in plain text (or
+         * echoes the hello back): OpenSSL's words name the symptom, say
+         * the likely cause too. */
+        snprintf(t->why, sizeof t->why, "%s (does the server speak TLS on this port?)", reason);
     } else {
         snprintf(t->why, sizeof t->why, "%s", reason[0] ? reason : "TLS error");
     }
@@ -563,7 +571,7 @@ static int handshake(netx_tls *t, long long deadline)
         int err = errno;
         FILE *out = netx__tracing();
         if (out != NULL && err != EAGAIN) {
-            char extra[240];
+            char extra[sizeof t->why + 2];
             snprintf(extra, sizeof extra, "%s%s", t->why[0] ? "  " : "", t->why);
             netx__trace_step(out, -1, err, extra, "tls handshake(%d)", t->fd);
         }
