@@ -159,6 +159,21 @@ $(BUILD)/examples/tls_%: examples/tls_%.c $(STATIC) $(TLS_STATIC) | $(BUILD)/exa
 	$(CC) $(NETX_CFLAGS) $(OPENSSL_CFLAGS) $(CFLAGS) $(NETX_LDFLAGS) $(LDFLAGS) -o $@ $< \
 	    $(TLS_STATIC) $(STATIC) $(OPENSSL_LIBS) -lpthread
 
+# http_client fetches https:// URLs too when TLS=1: it is then built with
+# NETX_HTTP_TLS and linked like the TLS examples, and its test is compiled
+# with NETX_HTTP_TLS, which adds the https cases. Without TLS=1 it is a
+# plain example that refuses https://. The stamp holds the TLS setting they
+# were built with, so switching TLS=1 on or off in one BUILD rebuilds both.
+$(BUILD)/obj/http_client-tls.stamp: FORCE | $(BUILD)/obj
+	@echo 'TLS=$(TLS)' | cmp -s - $@ || echo 'TLS=$(TLS)' > $@
+$(BUILD)/examples/http_client $(BUILD)/tests/obj/test_http_client.o: $(BUILD)/obj/http_client-tls.stamp
+ifeq ($(TLS),1)
+$(BUILD)/examples/http_client: examples/http_client.c $(STATIC) $(TLS_STATIC) | $(BUILD)/examples
+	$(CC) $(NETX_CFLAGS) -DNETX_HTTP_TLS $(OPENSSL_CFLAGS) $(CFLAGS) $(NETX_LDFLAGS) $(LDFLAGS) \
+	    -o $@ $< $(TLS_STATIC) $(STATIC) $(OPENSSL_LIBS) -lpthread
+$(BUILD)/tests/obj/test_http_client.o: TEST_CFLAGS += -DNETX_HTTP_TLS
+endif
+
 $(STATIC): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
