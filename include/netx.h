@@ -1429,9 +1429,11 @@ NETX_API void netx_log_each(const char *fmt, ...)
 
 /*
  * netx_log_flush - write, for each call site of netx_log(), the lines it
- * held back: the last of them, with the count of the others. Call it before
- * the program exits (and now and then in a long quiet spell, if you like):
- * netx_log() itself writes them only when it is called again. Never blocks.
+ * held back: the last of them, with the count of the others; and, if lines
+ * were dropped since the last line written, a line that says how many.
+ * Call it before the program exits (and now and then in a long quiet
+ * spell, if you like): netx_log() itself writes them only when it is
+ * called again. Never blocks.
  */
 NETX_API void netx_log_flush(void);
 

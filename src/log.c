@@ -105,8 +105,11 @@ static int write_now(const char *line, size_t len)
     return n == (ssize_t)len ? 0 : -1;
 }
 
-/* The slot of call site fmt: its own, or the one used longest ago. */
-static struct site *site_of(const char *fmt)
+static void emit_held(struct site *s, long long now);
+
+/* The slot of call site fmt: its own, or the one used longest ago - whose
+ * held lines are written first, or counted as dropped when they cannot be. */
+static struct site *site_of(const char *fmt, long long now)
 {
     struct site *oldest = &sites[0];
     for (int i = 0; i < SITES; i++) {
@@ -121,6 +124,10 @@ static struct site *site_of(const char *fmt)
             oldest = &sites[i];
         }
     }
+    if (oldest->fmt != NULL && oldest->held > 0) {
+        emit_held(oldest, now);
+        dropped += oldest->held; /* 0 when they went out */
+    }
     *oldest = (struct site){.fmt = fmt, .shown_ms = -EVERY_MS, .held = 0};
     return oldest;
 }
@@ -128,16 +135,17 @@ static struct site *site_of(const char *fmt)
 /*
  * Write text as one line, with what was not shown: more lines of the same
  * call site, and lines standard error did not take. Returns 0 if written.
- * Called with the lock held.
+ * A line not written is counted as dropped when lost is set (a held line
+ * that stays held is not lost). Called with the lock held.
  */
-static int emit(const char *text, unsigned long more, long long since_ms, long long now)
+static int emit(const char *text, unsigned long more, long long since_ms, long long now, int lost)
 {
     char line[PIPE_BUF < 640 ? PIPE_BUF : 640];
     size_t used = (size_t)snprintf(line, sizeof line, "%s", text);
     if (more > 0 && used < sizeof line) {
         used += (size_t)snprintf(line + used, sizeof line - used,
                                  " (and %lu more like this in the last %lld s)", more,
-                                 (now - since_ms + 999) / 1000);
+                                 now - since_ms >= 1000 ? (now - since_ms + 999) / 1000 : 1);
     }
     if (dropped > 0 && used < sizeof line) {
         used += (size_t)snprintf(line + used, sizeof line - used,
@@ -150,7 +158,7 @@ static int emit(const char *text, unsigned long more, long long since_ms, long l
     }
     line[used++] = '\n';
     if (write_now(line, used) != 0) {
-        dropped++;
+        dropped += lost ? 1 : 0;
         return -1;
     }
     dropped = 0;
@@ -161,7 +169,7 @@ static int emit(const char *text, unsigned long more, long long since_ms, long l
  * others. */
 static void emit_held(struct site *s, long long now)
 {
-    if (s->held > 0 && emit(s->last, s->held - 1, s->shown_ms, now) == 0) {
+    if (s->held > 0 && emit(s->last, s->held - 1, s->shown_ms, now, 0) == 0) {
         s->held = 0;
         s->shown_ms = now;
     }
@@ -186,11 +194,11 @@ void netx_log(const char *fmt, ...)
 
     lock();
     long long now = netx__now_ms();
-    struct site *s = site_of(fmt);
+    struct site *s = site_of(fmt, now);
     if (now - s->shown_ms < EVERY_MS) {
         s->held++;
         memcpy(s->last, text, sizeof s->last);
-    } else if (emit(text, s->held, s->shown_ms, now) == 0) {
+    } else if (emit(text, s->held, s->shown_ms, now, 1) == 0) {
         s->shown_ms = now;
         s->held = 0;
     }
@@ -219,7 +227,7 @@ void netx_log_each(const char *fmt, ...)
     va_end(ap);
     netx__escape(text, sizeof text, raw);
     lock();
-    emit(text, 0, 0, netx__now_ms());
+    emit(text, 0, 0, netx__now_ms(), 1);
     unlock();
     errno = saved;
 }
@@ -231,6 +239,16 @@ void netx_log_flush(void)
     long long now = netx__now_ms();
     for (int i = 0; i < SITES; i++) {
         emit_held(&sites[i], now);
+    }
+    if (dropped > 0) {
+        /* Lines lost with no line since to say so: say it now. */
+        char line[160];
+        int n = snprintf(line, sizeof line,
+                         "netx_log: %lu lines were dropped: standard error was not taking any\n",
+                         dropped);
+        if (write_now(line, (size_t)n) == 0) {
+            dropped = 0;
+        }
     }
     unlock();
     errno = saved;
