@@ -221,11 +221,14 @@ $(BUILD)/tests/obj/%.o: tests/%.c | $(BUILD)/tests/obj deps
 $(BUILD)/tests/test_%: $(BUILD)/tests/obj/test_%.o $(TEST_SUPPORT) $(STATIC)
 	$(CC) $(NETX_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(TEST_LDLIBS)
 
-# The TLS tests (TLS=1) make their certificates with OpenSSL's API.
-$(BUILD)/tests/obj/test_tls%.o: tests/test_tls%.c | $(BUILD)/tests/obj deps
+# The TLS tests (TLS=1) make their certificates with OpenSSL's API. Static
+# pattern rules: a plain pattern test_tls% would not match test_tls itself
+# (a stem is never empty).
+TLS_TEST_BINS := $(filter $(BUILD)/tests/test_tls%,$(TEST_BINS))
+$(TLS_TEST_BINS:$(BUILD)/tests/%=$(BUILD)/tests/obj/%.o): $(BUILD)/tests/obj/%.o: tests/%.c | $(BUILD)/tests/obj deps
 	$(CC) $(NETX_CFLAGS) $(TEST_CFLAGS) $(OPENSSL_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/test_tls%: $(BUILD)/tests/obj/test_tls%.o $(TEST_SUPPORT) $(TLS_STATIC) $(STATIC)
+$(TLS_TEST_BINS): $(BUILD)/tests/%: $(BUILD)/tests/obj/%.o $(TEST_SUPPORT) $(TLS_STATIC) $(STATIC)
 	$(CC) $(NETX_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(OPENSSL_LIBS) \
 	    $(TEST_LDLIBS)
 

@@ -265,7 +265,9 @@ NETX_API int netx_tls_reader_init(netx_reader *r, netx_tls *t, void *storage, si
  * loop: what TLS cannot take now is kept (up to cap bytes) and handed to
  * TLS again, from its first byte, by netx_writer_flush(). Use it on a
  * non-blocking socket; when bytes stay pending, wait for what
- * netx_tls_wants() says (usually NETX_WRITABLE).
+ * netx_tls_wants() says (usually NETX_WRITABLE) - asked right after the
+ * flush, since it answers for the last TLS call, which a read since would
+ * have changed.
  *
  * RETURN VALUE
  *   0, or -1 with errno EINVAL.
@@ -322,10 +324,15 @@ NETX_API const char *netx_tls_peer_subject(const netx_tls *t);
  * It does not wait for the peer's close_notify; a peer that sends one is
  * not kept waiting either.
  *
+ * On a non-blocking socket whose send buffer is full, close_notify cannot
+ * go and is not waited for (EAGAIN): the peer then sees the connection
+ * cut. In an event loop, close once your output is sent
+ * (netx_writer_pending() is 0), and it goes.
+ *
  * RETURN VALUE
  *   0, or -1 with errno set (close_notify could not be sent: EPIPE,
- *   ECONNRESET, ETIMEDOUT). t is freed and the socket closed in every case.
- *   NULL is allowed (0).
+ *   ECONNRESET, ETIMEDOUT, EAGAIN). t is freed and the socket closed in
+ *   every case. NULL is allowed (0).
  */
 NETX_API int netx_tls_close(netx_tls *t);
 

@@ -221,6 +221,11 @@ static int classify(netx_tls *t, int e, enum op op)
     }
     unsigned long err = ERR_peek_last_error();
     if (ERR_GET_LIB(err) == ERR_LIB_SSL &&
+        ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING && op == OP_HANDSHAKE) {
+        snprintf(t->why, sizeof t->why, "the peer closed the connection during the handshake");
+        return EPROTO;
+    }
+    if (ERR_GET_LIB(err) == ERR_LIB_SSL &&
         ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
         if (op == OP_READ && t->allow_truncation) {
             return 0; /* allowed for this peer: a plain end of stream */
@@ -831,9 +836,26 @@ int netx_tls_reader_init(netx_reader *r, netx_tls *t, void *storage, size_t cap)
     return netx_reader_init_source(r, t->fd, reader_read_from, t, storage, cap);
 }
 
+/*
+ * A writer's send: records until all is taken or TLS must wait. One
+ * SSL_write() takes at most a record (16 KiB); stopping there would leave
+ * bytes pending with nothing to wait for (netx_tls_wants() 0), and cost a
+ * wake-up per record. What an SSL_write() that said EAGAIN had taken
+ * comes back with the next call, from the same byte: the writer's next
+ * flush starts where this count ends.
+ */
 static ssize_t writer_write_to(void *sink, const void *buf, size_t len)
 {
-    return netx_tls_send(sink, buf, len);
+    const unsigned char *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = netx_tls_send(sink, p + done, len - done);
+        if (n < 0) {
+            return done > 0 && errno == EAGAIN ? (ssize_t)done : -1;
+        }
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
 }
 
 int netx_tls_writer_init(netx_writer *w, netx_tls *t, size_t cap)
