@@ -91,6 +91,10 @@ struct conn {
     int backend_ended;      /* the backend has finished sending */
     int backend_told;       /* its end passed on: shutdown(SHUT_WR) to the backend */
     int client_told;        /* and to the client */
+    int client_hup;         /* the poller said its socket is closed both ways */
+    int backend_hup;
+    int client_watched;     /* its socket is in the poller now (see watch()) */
+    int backend_watched;
     long long active_ms;
     char peer[NETX_ADDRSTRLEN];
     struct side sides[2];
@@ -174,12 +178,22 @@ static unsigned long parse_number(const char *flag, const char *text, unsigned l
     unsigned long value = 0;
 
     errno = 0;
-    if (text != NULL && text[0] >= '0' && text[0] <= '9') {
+    /* strtoul() would take "-1" (as a huge number) and " 5": digits only. */
+    if (text[0] >= '0' && text[0] <= '9') {
         value = strtoul(text, &end, 10);
     }
     if (end == NULL || *end != '\0' || errno != 0 || value < lo || value > hi) {
-        bad_usage("%s \"%s\": not a number from %lu to %lu", flag, text != NULL ? text : "", lo,
-                  hi);
+        bad_usage("%s \"%s\": not a number from %lu to %lu", flag, text, lo, hi);
+    }
+    return value;
+}
+
+/* The value of a long option (the word after it): a missing one is said
+ * as getopt() says it for a short option, not taken for an empty number. */
+static const char *long_value(const char *flag, const char *value)
+{
+    if (value == NULL) {
+        bad_usage("option %s needs a value", flag);
     }
     return value;
 }
@@ -367,10 +381,14 @@ static void touch(struct proxy *p, struct conn *c)
 
 static void close_conn(struct proxy *p, struct conn *c)
 {
-    netx_poller_del(p->poller, c->client_fd);
+    if (c->client_watched) {
+        netx_poller_del(p->poller, c->client_fd);
+    }
     netx_close(c->client_fd);
-    if (c->backend_fd >= 0) {
+    if (c->backend_watched) {
         netx_poller_del(p->poller, c->backend_fd);
+    }
+    if (c->backend_fd >= 0) {
         netx_close(c->backend_fd);
     }
     list_remove(p, BY_AGE, c);
@@ -416,6 +434,7 @@ static int dial(struct proxy *p, struct conn *c)
         }
         netx_set_nodelay(fd, 1);
         c->backend_fd = fd;
+        c->backend_watched = 1;
         c->connecting = 1;
         c->connect_deadline = p->now + p->connect_ms;
         netx_writer_init(&c->to_backend, fd, p->buf_cap);
@@ -430,13 +449,48 @@ static int redial(struct proxy *p, struct conn *c, const char *why)
     netx_poller_del(p->poller, c->backend_fd);
     netx_close(c->backend_fd);
     c->backend_fd = -1;
+    c->backend_watched = 0;
     c->connecting = 0;
     check_result(p, &p->backends[c->backend], 0, why);
     return dial(p, c);
 }
 
-/* What each side waits for now. */
-static void set_events(struct proxy *p, struct conn *c)
+/*
+ * Ask the poller for `events` on one side's socket. A socket closed both
+ * ways (its peer sent its end, and we ours) is reported hung up
+ * (NETX_HANGUP) at every wait, whatever we ask for - even nothing. When we
+ * want nothing from it yet (the other direction still has bytes on their
+ * way: a backend that answered and closed, its answer going to a client
+ * that reads slowly), each wait would return at once and the loop would
+ * spin, a whole CPU, until the client caught up. So a hung-up socket we
+ * want nothing from leaves the poller, and comes back when we want
+ * something again. A socket still open stays in with nothing asked: a
+ * reset on it (NETX_ERROR) must still end the connection at once.
+ * Returns 0, or -1 when the poller failed.
+ */
+static int watch(struct proxy *p, int fd, unsigned events, struct side *s, int hung_up,
+                 int *watched)
+{
+    if (events == 0 && hung_up) {
+        if (*watched) {
+            netx_poller_del(p->poller, fd);
+            *watched = 0;
+        }
+        return 0;
+    }
+    if (!*watched) {
+        if (netx_poller_add(p->poller, fd, events, s) != 0) {
+            return -1;
+        }
+        *watched = 1;
+        return 0;
+    }
+    return netx_poller_mod(p->poller, fd, events, s);
+}
+
+/* What each side waits for now. Returns 0, or -1 when the poller failed
+ * (the connection must then be closed: nothing would wake it again). */
+static int set_events(struct proxy *p, struct conn *c)
 {
     unsigned client = 0;
     unsigned backend = 0;
@@ -458,10 +512,10 @@ static void set_events(struct proxy *p, struct conn *c)
     if (netx_writer_pending(&c->to_client) > 0) {
         client |= NETX_WRITABLE;
     }
-    netx_poller_mod(p->poller, c->client_fd, client, &c->sides[0]);
-    if (c->backend_fd >= 0) {
-        netx_poller_mod(p->poller, c->backend_fd, backend, &c->sides[1]);
+    if (watch(p, c->client_fd, client, &c->sides[0], c->client_hup, &c->client_watched) != 0) {
+        return -1;
     }
+    return watch(p, c->backend_fd, backend, &c->sides[1], c->backend_hup, &c->backend_watched);
 }
 
 /* Pass what one side sent to the other: one read, no more than the other
@@ -528,6 +582,13 @@ static void serve(struct proxy *p, struct conn *c, enum kind which, unsigned eve
             }
         }
     } else {
+        /* Closed both ways: remembered, so that watch() can take the
+         * socket out of the poller once we want nothing more from it. */
+        if ((events & NETX_HANGUP) != 0 && which == CLIENT_SIDE) {
+            c->client_hup = 1;
+        } else if ((events & NETX_HANGUP) != 0) {
+            c->backend_hup = 1;
+        }
         rc = pass_on(p, c, c->client_fd, &c->to_backend, &c->client_ended);
         if (rc == 0) {
             rc = pass_on(p, c, c->backend_fd, &c->to_client, &c->backend_ended);
@@ -536,17 +597,16 @@ static void serve(struct proxy *p, struct conn *c, enum kind which, unsigned eve
                         netx_writer_flush(&c->to_client) != 0)) {
             rc = -1;
         }
+        /* Last, after every flush: a writer that has just emptied lets
+         * its side's end go on now. (A flush after this one could empty
+         * it unseen, and the end would wait for an event that never
+         * comes: the client would hang, waiting for its end of stream.) */
         if (rc == 0 && pass_ends(c)) {
             rc = -1; /* both ways are over: close */
         }
     }
-    if (rc == 0 && netx_writer_flush(&c->to_client) != 0) {
-        rc = -1;
-    }
-    if (rc != 0) {
+    if (rc != 0 || set_events(p, c) != 0) {
         close_conn(p, c);
-    } else {
-        set_events(p, c);
     }
 }
 
@@ -569,16 +629,15 @@ static void add_conn(struct proxy *p, int fd, const netx_addr *peer)
         free(c);
         return;
     }
+    c->client_watched = 1;
     list_append(p, BY_AGE, c);
     if (p->idle_ms > 0) {
         list_append(p, BY_IDLE, c);
     }
     p->nconns++;
-    if (dial(p, c) != 0) {
+    if (dial(p, c) != 0 || set_events(p, c) != 0) {
         close_conn(p, c); /* nothing up: closed at once, never left hanging */
-        return;
     }
-    set_events(p, c);
 }
 
 static int accept_clients(struct proxy *p)
@@ -632,10 +691,9 @@ static void expire(struct proxy *p)
     while (c != NULL) {
         struct conn *next = c->link[BY_AGE][1];
         if (c->connecting && p->now >= c->connect_deadline) {
-            if (redial(p, c, "no answer to a connect within -c") != 0) {
+            if (redial(p, c, "no answer to a connect within -c") != 0 ||
+                set_events(p, c) != 0) {
                 close_conn(p, c);
-            } else {
-                set_events(p, c);
             }
         }
         c = next;
@@ -759,19 +817,16 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--backup") == 0) {
-            if (value == NULL) {
-                bad_usage("option --backup needs a value");
-            }
-            add_backend(&p, value, 1);
+            add_backend(&p, long_value(a, value), 1);
             i++;
         } else if (strcmp(a, "--check-ms") == 0) {
-            p.check_ms = (int)parse_number(a, value, 10, 3600000);
+            p.check_ms = (int)parse_number(a, long_value(a, value), 10, 3600000);
             i++;
         } else if (strcmp(a, "--rise") == 0) {
-            p.rise = (int)parse_number(a, value, 1, 100);
+            p.rise = (int)parse_number(a, long_value(a, value), 1, 100);
             i++;
         } else if (strcmp(a, "--fall") == 0) {
-            p.fall = (int)parse_number(a, value, 1, 100);
+            p.fall = (int)parse_number(a, long_value(a, value), 1, 100);
             i++;
         } else if (strncmp(a, "--", 2) == 0 && a[2] != '\0') {
             bad_usage("unknown option %s", a);
