@@ -102,6 +102,20 @@ static ssize_t stdin_read(void *source, void *buf, size_t cap)
     return n;
 }
 
+/* 1 if name can be sent as "/nick NAME": 1 to 64 bytes, no space or
+ * control character. (The server has its own, stricter rules; it says.) */
+static int one_word(const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)name[i];
+        if (b <= ' ' || b == 0x7f) {
+            return 0;
+        }
+    }
+    return len > 0 && len <= 64;
+}
+
 int main(int argc, char **argv)
 {
     const char *host = "localhost";
@@ -126,8 +140,10 @@ int main(int argc, char **argv)
             break;
         case 'n':
             name = optarg;
-            if (name[0] == '\0' || strchr(name, '\n') != NULL || strlen(name) > 64) {
-                bad_usage("-n \"%.20s\": a name is one word of at most 64 bytes", name);
+            if (!one_word(name)) {
+                /* Not echoed: a newline in it would break the line. */
+                bad_usage("-n: a name is one word (no spaces or control characters) of at "
+                          "most 64 bytes");
             }
             break;
         case 't':
@@ -181,6 +197,11 @@ int main(int argc, char **argv)
     int stdin_done = 0;   /* the end of the input: we ended our side */
     int status = 0;
     long long give_up = -1; /* after the input ends: how long to wait */
+    /* Declared out here, not in the loop: the poller remembers the array of
+     * its last wait until the next one (netx_poller_del() clears the events
+     * of a descriptor it drops from it), so the array must outlive one turn
+     * of the loop. */
+    netx_event ev[2];
 
     if (name != NULL) {
         netx_writer_printf(&to_server, "/nick %s\n", name);
@@ -225,7 +246,6 @@ int main(int argc, char **argv)
             netx_poller_mod(poller, 0, can_type ? NETX_READABLE : 0, NULL);
         }
         int wait = stdin_done ? (int)give_up : (!stdin_watched && can_type) ? 0 : -1;
-        netx_event ev[2];
         int n = netx_poller_wait(poller, ev, 2, wait);
         if (n < 0) {
             if (errno != ECANCELED) {

@@ -19,7 +19,10 @@
  *
  *  - "One read is one line" is false on TCP. Lines are framed by a
  *    netx_reader, and bounded: a line over 1024 bytes is refused with a
- *    notice, and the client stays.
+ *    notice, and the client stays. One read may also be many lines: those
+ *    the reader holds have left the socket, so the poller will never report
+ *    them, and a client whose turn ends with lines still held is served
+ *    again without waiting.
  *  - A broadcast that send()s to every client blocks on the first one that
  *    does not read, and the whole room stops. Here each client's output is a
  *    netx_writer with a cap (-b): what it has not read waits there, and a
@@ -67,10 +70,12 @@ struct client {
     const char *doomed;  /* why it must go, once the broadcast is over */
     char why[160];       /* the sentence doomed may point to */
     int leaving;         /* /quit or a stop: close when its output is out */
+    int more;            /* its turn ended with lines still in its reader */
+    unsigned long round; /* the round of the loop that last read its lines */
     long long active_ms; /* last line from it, for -t */
     long long since_ms;  /* when it joined, for -d */
     struct client *link[2][2];
-    char storage[LINE_MAX_BYTES + 2]; /* its reader's: bounds its lines */
+    char storage[LINE_MAX_BYTES + 3]; /* its reader's: a line, "\r\n", NUL */
 };
 
 enum { BY_AGE = 0, BY_IDLE = 1 };
@@ -95,7 +100,9 @@ struct server {
     long long accepts_paused_until;
     int fd_warned;
     int draining;
-    char line[LINE_MAX_BYTES + 2];
+    unsigned long round; /* one per wake-up of the loop */
+    size_t waiting;      /* clients with lines left in their reader (more) */
+    char line[LINE_MAX_BYTES + 3];
     char said[LINE_MAX_BYTES + NAME_MAX_BYTES + 8];
 };
 
@@ -195,6 +202,8 @@ static void list_append(struct server *s, int which, struct client *c)
  * Saying things
  * ------------------------------------------------------------------------ */
 
+static const char too_slow[] = "it did not read: its output passed the cap (-b)";
+
 /* Queue text for c. Past its cap, c is doomed: it does not read, and the
  * room must not wait for it (nor keep more than the cap for it). */
 static void tell(struct client *c, const char *text, size_t len)
@@ -203,11 +212,13 @@ static void tell(struct client *c, const char *text, size_t len)
         return;
     }
     if (netx_writer_send(&c->out, text, len) != 0) {
-        /* Copied: the error record's sentence changes with the next failure. */
-        snprintf(c->why, sizeof c->why, "%s",
-                 errno == ENOBUFS ? "it did not read: its output passed the cap (-b)"
-                                  : netx_last_error());
-        c->doomed = c->why;
+        if (errno == ENOBUFS) {
+            c->doomed = too_slow;
+        } else {
+            /* Copied: the error record's sentence changes with the next failure. */
+            snprintf(c->why, sizeof c->why, "%s", netx_last_error());
+            c->doomed = c->why;
+        }
     }
 }
 
@@ -261,13 +272,17 @@ static void remove_client(struct server *s, struct client *c)
     s->nclients--;
 }
 
-/* A client leaves: the others are told why, and it is removed. */
-static void leave(struct server *s, struct client *c, const char *why)
+/*
+ * A client leaves, and it is removed. why (NULL: it left by itself) goes to
+ * the log in full; the others are told `told`, a few words: a system
+ * error's sentence names descriptors and calls, which are the log's
+ * business, not the room's.
+ */
+static void leave(struct server *s, struct client *c, const char *why, const char *told)
 {
     if (why != NULL) {
         netx_log("%s: disconnected %s (%s): %s", prog, c->name, c->peer, why);
-        announce(s, c, "* %s was disconnected (%s)\n", c->name,
-                 strncmp(why, "it did not read", 15) == 0 ? "too slow" : "error");
+        announce(s, c, "* %s was disconnected (%s)\n", c->name, told);
     } else {
         announce(s, c, "* %s left\n", c->name);
     }
@@ -287,7 +302,7 @@ static void drop_doomed(struct server *s)
         if (c == NULL) {
             return;
         }
-        leave(s, c, c->doomed);
+        leave(s, c, c->doomed, c->doomed == too_slow ? "too slow" : "error");
     }
 }
 
@@ -348,17 +363,18 @@ static void command(struct server *s, struct client *c, const char *line)
 }
 
 /*
- * One line from c (its '\n' and any '\r' taken off): a command, or a line
- * for everyone. Control characters become '?': a client must not be able
- * to send the others' terminals escape sequences.
+ * One line of len bytes from c (its '\n' and any '\r' taken off): a
+ * command, or a line for everyone. Control characters become '?': a client
+ * must not be able to send the others' terminals escape sequences. NUL is
+ * one of them, so the walk goes by len, not to the first NUL: a NUL left
+ * in place would silently cut the line there.
  */
-static void said(struct server *s, struct client *c, char *line)
+static void said(struct server *s, struct client *c, char *line, size_t len)
 {
-    for (char *p = line; *p != '\0'; p++) {
-        if ((unsigned char)*p < 0x20 && *p != '\t') {
-            *p = '?';
-        } else if (*p == 0x7f) {
-            *p = '?';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)line[i];
+        if ((b < 0x20 && b != '\t') || b == 0x7f) {
+            line[i] = '?';
         }
     }
     if (line[0] == '\0') {
@@ -385,11 +401,23 @@ static void set_events(struct server *s, struct client *c)
     netx_poller_mod(s->poller, c->fd, events, c);
 }
 
-/* Read c's lines while they are there. Returns a reason to disconnect it,
- * "" when it closed (a plain leave), or NULL to keep it. */
+/* Read c's lines while they are there, LINES_PER_TURN at most. Returns a
+ * reason to disconnect it, "" when it closed (a plain leave), or NULL to
+ * keep it. */
 static const char *read_lines(struct server *s, struct client *c)
 {
-    for (int i = 0; i < LINES_PER_TURN && !c->leaving && c->doomed == NULL; i++) {
+    c->round = s->round; /* its turn in this round */
+    c->more = 0;
+    for (int i = 0; !c->leaving && c->doomed == NULL; i++) {
+        if (i == LINES_PER_TURN) {
+            /* Its turn is over, but one recv() may have brought many lines:
+             * those in the reader have left the socket, so the poller will
+             * not report them. Mark it, and the loop comes back to it
+             * without waiting (serve_waiting()); else they would sit there
+             * until the client sends again. */
+            c->more = netx_reader_buffered(&c->in) > 0;
+            return NULL;
+        }
         ssize_t n = netx_read_line(&c->in, s->line, sizeof s->line);
         if (n == 0) {
             return ""; /* it closed the connection */
@@ -409,12 +437,18 @@ static const char *read_lines(struct server *s, struct client *c)
         while (len > 0 && (s->line[len - 1] == '\n' || s->line[len - 1] == '\r')) {
             s->line[--len] = '\0';
         }
+        if (len > LINE_MAX_BYTES) {
+            /* The storage fits the limit with "\r\n" (nc -C, telnet), so
+             * a line one byte longer with just "\n" gets here. */
+            tellf(c, "* that line was longer than %d bytes: not sent\n", LINE_MAX_BYTES);
+            continue;
+        }
         c->active_ms = s->now;
         if (s->idle_ms > 0) {
             list_remove(s, BY_IDLE, c);
             list_append(s, BY_IDLE, c);
         }
-        said(s, c, s->line);
+        said(s, c, s->line, len);
     }
     return NULL;
 }
@@ -432,25 +466,43 @@ static void serve(struct server *s, struct client *c, unsigned events)
         gone = ""; /* /quit, and it has had everything */
     }
     if (gone != NULL) {
-        leave(s, c, gone[0] != '\0' ? gone : NULL);
+        leave(s, c, gone[0] != '\0' ? gone : NULL, "error");
     } else if (c->doomed == NULL) {
         set_events(s, c);
     }
 }
 
+/* A turn more for each client whose last turn ended with lines still in
+ * its reader (see read_lines()), unless this round served it already: one
+ * turn a round each, so none starves the room. */
+static void serve_waiting(struct server *s)
+{
+    struct client *c = s->lists[BY_AGE].first;
+    while (c != NULL) {
+        struct client *next = c->link[BY_AGE][1]; /* c may go */
+        if (c->more && c->round != s->round && c->doomed == NULL) {
+            serve(s, c, NETX_READABLE);
+        }
+        c = next;
+    }
+}
+
 /* After a batch: what the broadcasts marked goes, a client that is leaving
  * and has had everything goes, and every other client with new output
- * waits for WRITABLE. */
+ * waits for WRITABLE. The clients with lines still in their reader are
+ * counted: while there are any, the loop must not sleep. */
 static void after_batch(struct server *s)
 {
     drop_doomed(s);
+    s->waiting = 0;
     struct client *c = s->lists[BY_AGE].first;
     while (c != NULL) {
         struct client *next = c->link[BY_AGE][1]; /* c may go */
         if (c->leaving && netx_writer_pending(&c->out) == 0) {
-            leave(s, c, NULL);
+            leave(s, c, NULL, NULL);
         } else {
             set_events(s, c);
+            s->waiting += c->more && !c->leaving;
         }
         c = next;
     }
@@ -539,19 +591,22 @@ static void expire(struct server *s)
         struct client *c = s->lists[BY_IDLE].first;
         tell(c, "* you were silent too long: goodbye\n", 36);
         netx_writer_flush(&c->out);
-        leave(s, c, "silent too long (-t)");
+        leave(s, c, "silent too long (-t)", "silent too long");
     }
     while (s->life_ms > 0 && s->lists[BY_AGE].first != NULL &&
            s->now - s->lists[BY_AGE].first->since_ms >= s->life_ms) {
         struct client *c = s->lists[BY_AGE].first;
         tell(c, "* you were here too long: goodbye\n", 34);
         netx_writer_flush(&c->out);
-        leave(s, c, "connected too long (-d)");
+        leave(s, c, "connected too long (-d)", "here too long");
     }
 }
 
 static int wait_timeout(const struct server *s)
 {
+    if (s->waiting > 0) {
+        return 0; /* lines wait in a reader: serve them, do not sleep */
+    }
     const struct client *i = s->lists[BY_IDLE].first;
     const struct client *a = s->lists[BY_AGE].first;
     long long d[3] = {s->idle_ms > 0 && i != NULL ? i->active_ms + s->idle_ms : -1,
@@ -590,7 +645,10 @@ static int start_drain(struct server *s)
              "(signal again to stop now)",
              prog, s->nclients, s->grace_ms / 1000);
     after_batch(s);
-    return 1;
+    /* Those whose notice went out at once are gone already. If that is
+     * everyone, stop now: the loop looks for an empty room only after its
+     * next wait, and with nobody left that wait lasts the whole grace. */
+    return s->nclients > 0;
 }
 
 static int run(struct server *s)
@@ -600,6 +658,7 @@ static int run(struct server *s)
     for (;;) {
         int n = netx_poller_wait(s->poller, events, MAX_EVENTS, wait_timeout(s));
         s->now = now_ms();
+        s->round++;
         if (n < 0) {
             if (errno != ECANCELED) {
                 netx_log("%s: %s", prog, netx_last_error());
@@ -625,6 +684,7 @@ static int run(struct server *s)
                 serve(s, c, events[i].events);
             }
         }
+        serve_waiting(s);
         after_batch(s);
         if (s->accepts_paused_until > 0 && s->now >= s->accepts_paused_until) {
             s->accepts_paused_until = 0;

@@ -1202,7 +1202,10 @@ NETX_API int netx_poller_del(netx_poller *p, int fd);
  * netx_poller_wait - wait until some registered descriptors are ready, or
  * timeout_ms milliseconds pass, and put their events in out.
  *
- *   out         an array of max events, filled from the start.
+ *   out         an array of max events, filled from the start. Keep it
+ *               alive until the next wait: netx_poller_del() blanks the
+ *               events it holds for the descriptor it drops (declare it
+ *               outside the loop, not in the loop's body).
  *   timeout_ms  the longest wait; 0 returns at once; -1 (or less) waits as
  *               long as it takes.
  *
