@@ -316,21 +316,25 @@ static void addr_format_small_buffer_enospc(void **state)
     assert_string_equal(buf, want);
 }
 
-static void addr_format_unix_eafnosupport(void **state)
+/* A family that is not IPv4, IPv6 or Unix: EAFNOSUPPORT, naming it, and
+ * an empty buffer. (Unix addresses format as "unix:PATH": test_unix.c.) */
+static void addr_format_other_family_eafnosupport(void **state)
 {
     (void)state;
     netx_addr a;
     char buf[NETX_ADDRSTRLEN];
-    struct sockaddr_un *sun = (struct sockaddr_un *)&a.ss;
 
     memset(&a, 0, sizeof a);
-    sun->sun_family = AF_UNIX;
-    a.len = sizeof *sun;
+    a.ss.ss_family = AF_UNSPEC;
+    a.len = sizeof a.ss;
     memset(buf, 'x', sizeof buf);
     errno = 0;
     assert_int_equal(netx_addr_format(&a, buf, sizeof buf), -1);
     assert_int_equal(errno, EAFNOSUPPORT);
     assert_string_equal(buf, "");
+    assert_string_equal(netx_last_error(),
+                        "format address: family 0 is not IPv4, IPv6 or Unix: "
+                        "Address family not supported by protocol");
 }
 
 static void addr_format_parse_roundtrip(void **state)
@@ -501,7 +505,7 @@ int main(void)
         TEST(addr_format_ipv6_bracketed),
         TEST(addr_format_v4mapped_prints_ipv4),
         TEST(addr_format_small_buffer_enospc),
-        TEST(addr_format_unix_eafnosupport),
+        TEST(addr_format_other_family_eafnosupport),
         TEST(addr_format_parse_roundtrip),
         TEST(addr_port_reads_host_order),
         TEST(addr_port_bad_address_fails),
