@@ -388,28 +388,68 @@ static const char *reason(int status)
     }
 }
 
-/* The status line and the headers every response has. */
-static int put_head(struct conn *c, int status, const char *type, long long length)
+/* Append to a response's head being built; -1 when it would not fit. */
+static int head_add(char *head, size_t cap, size_t *len, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(head + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap - *len) {
+        return -1;
+    }
+    *len += (size_t)n;
+    return 0;
+}
+
+/*
+ * A response's head - the status line, the headers every response has,
+ * extra (one more header line without its CRLF, or NULL), the blank line -
+ * and then body_len bytes of body, all handed to the writer at once. One
+ * send, one TCP segment: a send per header line would put each on the wire
+ * by itself (TCP_NODELAY) and cost a system call each.
+ */
+static int put_head(struct conn *c, int status, const char *type, long long length,
+                    const char *extra, const char *body, size_t body_len)
+{
+    char head[HTTP_LINE_MAX + 1024]; /* extra may be a Location of a whole line */
+    size_t len = 0;
     char date[40];
     http_format_date(time(NULL), date, sizeof date);
     c->status = status;
     const char *connection = !c->keep ? "close" : c->req.minor == 0 ? "keep-alive" : NULL;
-    int rc = netx_writer_printf(&c->out,
-                                "HTTP/1.1 %d %s\r\n"
-                                "Date: %s\r\n"
-                                "Server: libnetx-http_server\r\n",
-                                status, reason(status), date);
+    int rc = head_add(head, sizeof head, &len,
+                      "HTTP/1.1 %d %s\r\n"
+                      "Date: %s\r\n"
+                      "Server: libnetx-http_server\r\n",
+                      status, reason(status), date);
     if (rc == 0 && type != NULL) {
-        rc = netx_writer_printf(&c->out, "Content-Type: %s\r\n", type);
+        rc = head_add(head, sizeof head, &len, "Content-Type: %s\r\n", type);
     }
     if (rc == 0 && length >= 0) {
-        rc = netx_writer_printf(&c->out, "Content-Length: %lld\r\n", length);
+        rc = head_add(head, sizeof head, &len, "Content-Length: %lld\r\n", length);
     }
     if (rc == 0 && connection != NULL) {
-        rc = netx_writer_printf(&c->out, "Connection: %s\r\n", connection);
+        rc = head_add(head, sizeof head, &len, "Connection: %s\r\n", connection);
     }
-    return rc;
+    if (rc == 0 && extra != NULL) {
+        rc = head_add(head, sizeof head, &len, "%s\r\n", extra);
+    }
+    if (rc == 0) {
+        rc = head_add(head, sizeof head, &len, "\r\n");
+    }
+    if (rc == 0 && body_len > sizeof head - len) {
+        rc = -1;
+    }
+    if (rc != 0) {
+        errno = ENOBUFS;
+        return -1; /* cannot happen with the lines we make; drop, never cut */
+    }
+    if (body_len > 0) {
+        memcpy(head + len, body, body_len);
+        len += body_len;
+    }
+    return netx_writer_send(&c->out, head, len);
 }
 
 /* An answer with a small HTML page of its own: every error, and 301. */
@@ -422,24 +462,32 @@ static int answer(struct conn *c, int status, const char *extra_header)
     if (status >= 400 && status != 404 && status != 405 && status != 403) {
         c->keep = 0; /* the request itself was wrong: do not trust what follows */
     }
-    int rc = put_head(c, status, "text/html; charset=utf-8", n);
-    if (rc == 0 && extra_header != NULL) {
-        rc = netx_writer_printf(&c->out, "%s\r\n", extra_header);
+    c->sent_body = head_only ? 0 : n;
+    return put_head(c, status, "text/html; charset=utf-8", n, extra_header, body,
+                    head_only ? 0 : (size_t)n);
+}
+
+/* The answer to an open() that failed with err: 403 for what may not be
+ * read, 503 when we are out of descriptors or memory (the file may well be
+ * there: try again later), and 404 for the rest - what is not there, and
+ * every way out of the root. */
+static int open_status(int err)
+{
+    if (err == EACCES || err == EPERM) {
+        return 403;
     }
-    if (rc == 0) {
-        rc = netx_writer_send(&c->out, "\r\n", 2);
+    if (err == EMFILE || err == ENFILE || err == ENOMEM) {
+        return 503;
     }
-    if (rc == 0 && !head_only) {
-        rc = netx_writer_send(&c->out, body, (size_t)n);
-        c->sent_body = n;
-    }
-    return rc;
+    return 404;
 }
 
 /*
  * Open the file a target names, beneath the root: the descriptor, or -1
- * with the status to answer in *status (404 for every way out of the root,
- * and for what is not there; 403 for what may not be read).
+ * with the status to answer in *status (open_status()). O_NONBLOCK: a FIFO
+ * would otherwise block the open - and the whole server - until a writer
+ * came; with it the open returns, and fstat() then refuses what is not a
+ * regular file. (It changes nothing for reading regular files.)
  */
 static int open_beneath(struct server *s, const char *rel, int *status)
 {
@@ -448,11 +496,11 @@ static int open_beneath(struct server *s, const char *rel, int *status)
 #if defined(SYS_openat2) && defined(RESOLVE_BENEATH)
     struct open_how how;
     memset(&how, 0, sizeof how);
-    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
+    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
     how.resolve = RESOLVE_BENEATH; /* the kernel refuses every way out */
     fd = (int)syscall(SYS_openat2, s->root, name, &how, sizeof how);
     if (fd >= 0 || errno != ENOSYS) {
-        *status = fd >= 0 ? 200 : errno == EACCES ? 403 : 404;
+        *status = fd >= 0 ? 200 : open_status(errno);
         return fd;
     }
 #endif
@@ -463,7 +511,7 @@ static int open_beneath(struct server *s, const char *rel, int *status)
     size_t root_len = strlen(s->root_real);
     if (snprintf(full, sizeof full, "%s/%s", s->root_real, name) >= (int)sizeof full ||
         realpath(full, real) == NULL) {
-        *status = errno == EACCES ? 403 : 404;
+        *status = open_status(errno);
         return -1;
     }
     if (strncmp(real, s->root_real, root_len) != 0 ||
@@ -471,9 +519,40 @@ static int open_beneath(struct server *s, const char *rel, int *status)
         *status = 404; /* a link that leads out */
         return -1;
     }
-    fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    *status = fd >= 0 ? 200 : errno == EACCES ? 403 : 404;
+    fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    *status = fd >= 0 ? 200 : open_status(errno);
     return fd;
+}
+
+/*
+ * The Location header for the directory rel ("docs", as http_target_path()
+ * made it: decoded, no dot segments, no repeated slash), into buf:
+ * "Location: /docs/" and the target's query. Built from rel, not from the
+ * target as sent: "//docs" would give "//docs/", which a browser reads as
+ * the host "docs" - a redirect off the site. Every byte but letters,
+ * digits, "-._~" and "/" is percent-encoded again. Returns -1 when it does
+ * not fit in cap.
+ */
+static int directory_location(const char *target, const char *rel, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = (size_t)snprintf(buf, cap, "Location: /");
+    for (const unsigned char *p = (const unsigned char *)rel; *p != '\0'; p++) {
+        if (o + 4 > cap) {
+            return -1;
+        }
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~/", *p) != NULL) {
+            buf[o++] = (char)*p;
+        } else {
+            buf[o++] = '%';
+            buf[o++] = hex[*p >> 4];
+            buf[o++] = hex[*p & 15];
+        }
+    }
+    const char *q = strchr(target, '?');
+    int n = snprintf(buf + o, cap - o, "%s%s", buf[o - 1] == '/' ? "" : "/", q != NULL ? q : "");
+    return n >= 0 && (size_t)n < cap - o ? 0 : -1;
 }
 
 /* Answer the request whose head c has read. Returns 0, or -1 to drop c. */
@@ -487,6 +566,11 @@ static int respond(struct server *s, struct conn *c)
     c->sent_body = 0;
 
     if (!get && !head) {
+        if (r->has_body) {
+            /* Its body is not read: left on the connection, it would be
+             * taken for the next request (a smuggled one). Close after. */
+            c->keep = 0;
+        }
         return answer(c, http_method_known(r->method) ? 405 : 501, "Allow: GET, HEAD");
     }
     if (r->minor == 1 && !r->has_host) {
@@ -519,31 +603,24 @@ static int respond(struct server *s, struct conn *c)
         /* "/docs" is a directory: send the browser to "/docs/", so that the
          * page's relative links resolve inside it. */
         close(fd);
-        char location[HTTP_LINE_MAX + 16];
-        const char *q = strchr(r->target, '?');
-        size_t path_len = q != NULL ? (size_t)(q - r->target) : strlen(r->target);
-        snprintf(location, sizeof location, "Location: %.*s/%s", (int)path_len, r->target,
-                 q != NULL ? q : "");
+        char location[HTTP_LINE_MAX + 16]; /* as much as a head has room for */
+        if (directory_location(r->target, rel, location, sizeof location) != 0) {
+            return answer(c, 414, NULL); /* encoded again, it is too long */
+        }
         return answer(c, 301, location);
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
         return answer(c, 403, NULL); /* a device, a socket, a pipe: never */
     }
-    char modified[40];
-    http_format_date(st.st_mtime, modified, sizeof modified);
+    char modified[60];
+    memcpy(modified, "Last-Modified: ", sizeof "Last-Modified: ");
+    http_format_date(st.st_mtime, modified + strlen(modified), sizeof modified - strlen(modified));
     if (r->if_modified_since >= 0 && st.st_mtime <= r->if_modified_since) {
         close(fd);
-        int rc = put_head(c, 304, NULL, -1);
-        if (rc == 0) {
-            rc = netx_writer_printf(&c->out, "Last-Modified: %s\r\n\r\n", modified);
-        }
-        return rc;
+        return put_head(c, 304, NULL, -1, modified, NULL, 0);
     }
-    int rc = put_head(c, 200, http_content_type(rel), (long long)st.st_size);
-    if (rc == 0) {
-        rc = netx_writer_printf(&c->out, "Last-Modified: %s\r\n\r\n", modified);
-    }
+    int rc = put_head(c, 200, http_content_type(rel), (long long)st.st_size, modified, NULL, 0);
     if (rc != 0 || head || st.st_size == 0) {
         close(fd);
         return rc;
@@ -681,12 +758,18 @@ static void serve(struct server *s, struct conn *c)
             break; /* the socket is full: wait for WRITABLE */
         } else {
             log_request(s, c);
-            if (c->phase == CLOSING) {
-                rc = -1; /* the answer is out: now close */
+            if (c->phase == CLOSING || !c->keep) {
+                rc = -1; /* the answer is out (and a stop came): now close */
             } else {
                 /* Keep-alive: the next request may be buffered already
-                 * (pipelining); go round and read it. */
+                 * (pipelining); go round and read it. If nothing is, wait
+                 * for the poller to say it came: a receive now would
+                 * almost always find nothing (EAGAIN), a system call per
+                 * request for nothing. */
                 await_request(s, c);
+                if (netx_reader_buffered(&c->in) == 0) {
+                    break;
+                }
             }
         }
     }
@@ -982,6 +1065,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
         return 1;
     }
+#ifdef __linux__
+    /* sendfile(2) has no MSG_NOSIGNAL: a client that goes away while its
+     * file is being sent would raise SIGPIPE, whose default action ends
+     * the server. Ignored, sendfile() fails with EPIPE instead, and only
+     * that connection is dropped. (The library's own sends never raise it.) */
+    signal(SIGPIPE, SIG_IGN);
+#endif
     s.max_conns = fit_fd_limit(max_conns);
     s.head_ms = (long long)head_s * 1000;
     s.idle_ms = (long long)idle_s * 1000;
