@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* How long a case may run before it counts as blocked. */
@@ -1083,6 +1084,55 @@ static void log_calls_keep_errno(void **state)
     run_child(errno_body, "errno across log calls");
 }
 
+/* ------------------------------------------------------------------------
+ * netx_stdio_reserve()
+ * ------------------------------------------------------------------------ */
+
+/* 1 if fd is open on /dev/null (the same device and inode). */
+static int is_dev_null(int fd)
+{
+    struct stat a;
+    struct stat b;
+    return fstat(fd, &a) == 0 && stat("/dev/null", &b) == 0 && a.st_rdev == b.st_rdev &&
+           S_ISCHR(a.st_mode);
+}
+
+/* Started with 0 and 1 closed: both are opened on /dev/null, 2 is left as
+ * it was, nothing else stays open, and the next descriptor made is above 2. */
+static void reserve_body(void)
+{
+    int saved_err = dup(STDERR_FILENO);
+    CHECK(saved_err > 2);
+    close(STDIN_FILENO);
+    close(STDOUT_FILENO);
+    int next_before = dup(saved_err); /* the lowest free: 0 */
+    CHECK(next_before == 0);
+    close(next_before);
+
+    KEEPS_ERRNO(CHECK(netx_stdio_reserve() == 0));
+    CHECK(is_dev_null(STDIN_FILENO));
+    CHECK(is_dev_null(STDOUT_FILENO));
+    struct stat err_now;
+    struct stat err_was;
+    CHECK(fstat(STDERR_FILENO, &err_now) == 0 && fstat(saved_err, &err_was) == 0);
+    CHECK(err_now.st_dev == err_was.st_dev && err_now.st_ino == err_was.st_ino);
+    int next = dup(saved_err);
+    CHECK(next > 2);
+    close(next);
+
+    /* Called again with all three open: nothing changes. */
+    CHECK(netx_stdio_reserve() == 0);
+    int again = dup(saved_err);
+    CHECK(again == next);
+    close(again);
+}
+
+static void log_stdio_reserve_fills_closed_standard_descriptors(void **state)
+{
+    (void)state;
+    run_child(reserve_body, "netx_stdio_reserve() with 0 and 1 closed");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1103,6 +1153,7 @@ int main(void)
         TEST(log_write_epipe_callers_pending_sigpipe_kept),
         TEST(log_stderr_closed_no_crash),
         TEST(log_calls_keep_errno),
+        TEST(log_stdio_reserve_fills_closed_standard_descriptors),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
