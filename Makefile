@@ -7,7 +7,7 @@
 #   make SANITIZE=thread test   the same under ThreadSanitizer
 #   make install            PREFIX=/usr/local DESTDIR= LIBDIR= INCLUDEDIR= MANDIR=
 #   make bench              libnetx against raw system calls (docs/performance.md);
-#                           BENCH=poll|thread|udp|many|event|insns runs one part
+#                           BENCH=poll|thread|udp|many|event|insns|http|tls runs one part
 #   make uninstall, make clean, make format
 #
 # Your CFLAGS and LDFLAGS are used as given; the flags libnetx needs live in
@@ -377,7 +377,8 @@ fuzz-replay: $(FUZZ_REPLAY_BINS)
 # own (so the figures never come from a debug or sanitizer build), builds
 # the load generator and the raw-syscall baselines in bench/, and runs
 # bench/run.sh: each libnetx server against its raw twin, in the same run.
-# All of it takes about 2.5 minutes on two cores. BENCH=NAME runs one part
+# All of it takes about 3.5 minutes on two cores (2.5 without the http and
+# tls parts). BENCH=NAME runs one part
 # (several: BENCH="event many"; an unknown name is an error):
 #   poll    poll_server: 50 connections, latency on one         (about 25 s)
 #   thread  threaded_server: 50 connections, latency, bulk       (about 35 s)
@@ -387,11 +388,22 @@ fuzz-replay: $(FUZZ_REPLAY_BINS)
 #   event   event_server on epoll and on poll: 50 connections,
 #           and its 10,000-connection scenarios                  (about 50 s)
 #   insns   instructions per round trip (callgrind)              (about 5 s)
+#   http    http_server against nginx, 1 KiB and 1 MiB files, load
+#           from wrk (skipped, in one line, without nginx and wrk)  (about 45 s)
+#   tls     tls_server against an echo server written on OpenSSL:
+#           handshakes/s and bulk MB/s; needs TLS=1 (`make bench TLS=1`
+#           also builds the TLS examples in the bench tree)      (about 25 s)
 BENCH_CFLAGS ?= -O2 -g -gdwarf-4
 BENCH_DIR    := build/bench
 BENCH_TREE   := $(BENCH_DIR)/tree
-BENCH_BINS   := $(patsubst bench/%.c,$(BENCH_DIR)/%,$(wildcard bench/*.c))
-BENCH_PARTS  := poll thread udp many event insns
+# The TLS baseline and load generator link OpenSSL, and are built with
+# TLS=1 only: without it, nothing in the benchmark links OpenSSL.
+BENCH_TLS_SRC := bench/raw_tls_echo.c bench/tls_loadgen.c
+BENCH_BINS   := $(patsubst bench/%.c,$(BENCH_DIR)/%,$(filter-out $(BENCH_TLS_SRC),$(wildcard bench/*.c)))
+ifeq ($(TLS),1)
+  BENCH_BINS += $(BENCH_TLS_SRC:bench/%.c=$(BENCH_DIR)/%)
+endif
+BENCH_PARTS  := poll thread udp many event insns http tls
 BENCH_comma  := ,
 
 .PHONY: bench bench-bins
@@ -400,12 +412,16 @@ bench:
 	$(if $(filter-out $(BENCH_PARTS),$(subst $(BENCH_comma), ,$(BENCH))),$(error BENCH=$(BENCH): no such part; the parts are: $(BENCH_PARTS) (unset: all)))
 	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory BUILD=$(BENCH_TREE) SANITIZE= CFLAGS='$(BENCH_CFLAGS)' examples
 	@$(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory SANITIZE= bench-bins
-	@BENCH='$(BENCH)' bash bench/run.sh $(BENCH_TREE) $(BENCH_DIR)
+	@BENCH='$(BENCH)' BENCH_TLS='$(TLS)' bash bench/run.sh $(BENCH_TREE) $(BENCH_DIR)
 
 bench-bins: $(BENCH_BINS)
 
 $(BENCH_DIR)/%: bench/%.c $(BENCH_TREE)/libnetx.a | $(BENCH_DIR)
 	$(CC) $(NETX_CFLAGS) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_TREE)/libnetx.a -lpthread
+
+# The two on OpenSSL, written on it directly: no libnetx in them.
+$(BENCH_TLS_SRC:bench/%.c=$(BENCH_DIR)/%): $(BENCH_DIR)/%: bench/%.c | $(BENCH_DIR)
+	$(CC) $(NETX_CFLAGS) $(OPENSSL_CFLAGS) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $< $(OPENSSL_LIBS)
 
 $(BENCH_DIR):
 	mkdir -p $@

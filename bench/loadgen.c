@@ -28,6 +28,15 @@
  *       seconds (SIGTERM ends it sooner) so that the server's memory can be
  *       read meanwhile.
  *
+ *   loadgen httpget -p PORT -u PATH -f FILE
+ *       One HTTP/1.1 GET of PATH on a new connection; the answer must be
+ *       200 with FILE's length and every byte of FILE. `make bench` checks
+ *       with it that http_server and nginx serve the file it measures
+ *       (the HTTP load itself comes from wrk).
+ *   loadgen freeport
+ *       Print a TCP port on the address (-H) that nobody listens on now,
+ *       for a server that cannot be told to take any free one (nginx).
+ *
  * With -q PORT, pingpong, udp and bulk drive two servers in turns - A (-p)
  * for a 100 ms slice (-S) or one 32 MiB transfer, then B (-q), and so on -
  * and report every figure for each (keys ending _a and _b). Compared that
@@ -59,7 +68,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,14 +115,16 @@ struct options {
     long long max_ops; /* -n: 0 means no limit other than time */
     long hold_s;       /* -k */
     long slice_ms;     /* -S: with -q, how long each server's turn lasts */
+    const char *path;  /* -u: httpget */
+    const char *file;  /* -f: httpget */
 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: %s MODE -p PORT [-q PORT] [-H HOST] [-c N] [-s BYTES] [-d MS]\n"
-            "               [-w MS] [-n MAX] [-k SECONDS] [-S MS]\n"
-            "  MODE      pingpong, abping, bulk, udp or many\n"
+            "               [-w MS] [-n MAX] [-k SECONDS] [-S MS] [-u PATH -f FILE]\n"
+            "  MODE      pingpong, abping, bulk, udp, many, httpget or freeport\n"
             "  -H HOST   the server's numeric address (default 127.0.0.1)\n"
             "  -p PORT   the server's port\n"
             "  -q PORT   a second server, measured in turns with the first\n"
@@ -122,7 +135,9 @@ static void usage(FILE *out)
             "  -w MS     warm-up before measuring, not counted (default 250)\n"
             "  -n MAX    stop after MAX requests (default: time only)\n"
             "  -k SEC    many: hold the connections open that long (default 0)\n"
-            "  -S MS     with -q, each server's turn in pingpong and udp (default 100)\n",
+            "  -S MS     with -q, each server's turn in pingpong and udp (default 100)\n"
+            "  -u PATH   httpget: the path to ask for (\"/f1k.bin\")\n"
+            "  -f FILE   httpget: the file whose bytes the answer must carry\n",
             prog);
 }
 
@@ -1226,6 +1241,106 @@ static void run_many(const struct options *o)
     }
 }
 
+/* ------------------------------------------------------------------------
+ * httpget: one GET, the answer checked byte by byte; freeport
+ * ------------------------------------------------------------------------ */
+
+/* The whole of file, or die. */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (f == NULL || fstat(fileno(f), &st) != 0 || st.st_size > (64L << 20)) {
+        die("httpget: %s: %s", path, f == NULL ? strerror(errno) : "cannot be read whole");
+    }
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL || fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+        die("httpget: %s: cannot be read", path);
+    }
+    fclose(f);
+    *len = (size_t)st.st_size;
+    return buf;
+}
+
+static void run_httpget(const struct options *o)
+{
+    size_t want = 0;
+    unsigned char *body = slurp(o->file, &want);
+    size_t cap = want + 65536; /* the file and a head */
+    unsigned char *in = malloc(cap + 1);
+    if (in == NULL) {
+        die("out of memory");
+    }
+    struct sockaddr_storage ss;
+    socklen_t sslen = server_addr(o, &ss);
+    int fd = tcp_connect(&ss, sslen);
+    struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char req[1024];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n\r\n",
+                     o->path, o->host, (unsigned)o->port);
+    if (n <= 0 || (size_t)n >= sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        die("httpget: sending the request failed");
+    }
+    /* Connection: close - the answer ends where the stream does. */
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = recv(fd, in + got, cap - got, 0);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            die("httpget: recv: %s", strerror(errno));
+        }
+        if (r == 0) {
+            break;
+        }
+        got += (size_t)r;
+        if (got == cap) {
+            die("httpget: the answer is longer than the file and a head");
+        }
+    }
+    close(fd);
+    in[got] = '\0';
+    char *end = strstr((char *)in, "\r\n\r\n");
+    if (strncmp((char *)in, "HTTP/1.1 200 ", 13) != 0 || end == NULL) {
+        die("httpget: %s: not a 200 answer: \"%.40s\"", o->path, (char *)in);
+    }
+    /* Content-Length, whatever its case, must be the file's length. */
+    long length = -1;
+    for (char *line = strstr((char *)in, "\r\n"); line != NULL && line < end;
+         line = strstr(line + 2, "\r\n")) {
+        if (strncasecmp(line + 2, "Content-Length:", 15) == 0) {
+            length = strtol(line + 17, NULL, 10);
+        }
+    }
+    size_t head = (size_t)(end + 4 - (char *)in);
+    if (length != (long)want || got - head != want || memcmp(in + head, body, want) != 0) {
+        die("httpget: %s: the body is not the file's %zu bytes (Content-Length %ld, %zu received)",
+            o->path, want, length, got - head);
+    }
+    printf("mode=httpget status=200 length=%zu errors=0\n", want);
+    free(body);
+    free(in);
+}
+
+/* A port nobody listens on: bound to port 0, read, closed. Another program
+ * may take it before the caller does; the caller then tries again. */
+static void run_freeport(const struct options *o)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = server_addr_port(o, 0, &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        die("freeport: %s", strerror(errno));
+    }
+    uint16_t port = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port;
+    close(fd);
+    printf("%u\n", (unsigned)ntohs(port));
+}
+
 int main(int argc, char **argv)
 {
     struct options o = {.host = "127.0.0.1",
@@ -1247,7 +1362,7 @@ int main(int argc, char **argv)
     o.mode = argv[1];
     optind = 2;
     opterr = 0;
-    while ((opt = getopt(argc, argv, ":hH:p:q:c:s:d:w:n:k:S:")) != -1) {
+    while ((opt = getopt(argc, argv, ":hH:p:q:c:s:d:w:n:k:S:u:f:")) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -1283,6 +1398,15 @@ int main(int argc, char **argv)
         case 'S':
             o.slice_ms = parse_long(opt, optarg, 1, 600000);
             break;
+        case 'u':
+            if (optarg[0] != '/' || strpbrk(optarg, " \r\n") != NULL) {
+                bad_usage("-u \"%s\": a path starts with / and has no spaces", optarg);
+            }
+            o.path = optarg;
+            break;
+        case 'f':
+            o.file = optarg;
+            break;
         case ':':
             bad_usage("option -%c needs a value", optopt);
             break;
@@ -1292,6 +1416,10 @@ int main(int argc, char **argv)
     }
     if (optind < argc) {
         bad_usage("unexpected argument \"%s\"", argv[optind]);
+    }
+    if (strcmp(o.mode, "freeport") == 0) {
+        run_freeport(&o);
+        return 0;
     }
     if (!have_port) {
         bad_usage("-p PORT is required");
@@ -1316,6 +1444,11 @@ int main(int argc, char **argv)
         }
         o.size = o.size < 0 ? 64 : o.size;
         run_abping(&o);
+    } else if (strcmp(o.mode, "httpget") == 0) {
+        if (o.path == NULL || o.file == NULL) {
+            bad_usage("httpget needs the path (-u) and the file (-f)");
+        }
+        run_httpget(&o);
     } else if (strcmp(o.mode, "many") == 0) {
         o.conns = o.conns < 0 ? 10000 : o.conns;
         o.size = o.size < 0 ? 16 : o.size;

@@ -5,9 +5,10 @@
 #
 # runs.csv has one line per run: scenario, server, round, unit, value, p50,
 # p99, CPU per operation, memory per connection, seconds. A server whose
-# name starts with "raw" is the baseline of its scenario; the other one is
-# the libnetx program. Every ratio is libnetx / raw, taken round by round
-# (the two runs of a round are back to back), and the median over the
+# name starts with "raw" - or nginx, http_server's baseline - is the
+# baseline of its scenario (the "raw" columns); the other one is the
+# libnetx program. Every ratio is libnetx / baseline, taken round by round
+# (the two runs of a round are interleaved), and the median over the
 # rounds is reported with its smallest and largest value.
 #
 # Writes DIR/results.csv, DIR/checks.csv and DIR/ratios.svg, prints the
@@ -44,6 +45,12 @@ function least(list,    a, n) {
 function most(list,    a, n) {
     n = sort_list(list, a)
     return n == 0 ? "" : a[n]
+}
+
+# "s12_http_1k" -> "0012 s12_http_1k": numbers compare as numbers.
+function sort_key(s,    n) {
+    n = substr(s, 2) + 0
+    return sprintf("%04d %s", n, s)
 }
 
 function fmt(v, d) {
@@ -117,7 +124,7 @@ NR == 1 { next }
 
 {
     s = $1
-    side = ($2 ~ /^raw/) ? "raw" : "netx"
+    side = ($2 ~ /^(raw|nginx)/) ? "raw" : "netx"
     r = $3 + 0
     if (!(s in known)) {
         known[s] = 1
@@ -134,12 +141,13 @@ NR == 1 { next }
 }
 
 END {
-    # Scenarios in the order of their names (s1_..., s2_..., s6_10k before
-    # s6_busy_idle), whatever order the runs came in.
+    # Scenarios in the order of their numbers, then of their names (s1_...,
+    # s2_..., s6_10k before s6_busy_idle, s12_... after s9_...), whatever
+    # order the runs came in.
     for (i = 2; i <= ns; i++) {
         t = order[i]
         j = i - 1
-        while (j >= 1 && order[j] > t) {
+        while (j >= 1 && sort_key(order[j]) > sort_key(t)) {
             order[j + 1] = order[j]
             j--
         }
@@ -231,6 +239,25 @@ END {
         m = memory_ratio("s9_evpoll_10k", 256)
         info("11 (poll) idle conn mem / 256 B", m, m, m)
     }
+    # http_server against nginx (target 12), on a small and a large file.
+    if ("s12_http_1k" in known) {
+        ratio_check("12 http 1 KiB req/s vs nginx", "s12_http_1k", "v", 0.80, 1)
+        ratio_check("12 http 1 KiB CPU/req", "s12_http_1k", "cpu", 1.25, 0)
+    }
+    if ("s12_http_1m" in known) {
+        ratio_check("12 http 1 MiB req/s vs nginx", "s12_http_1m", "v", 0.80, 1)
+        ratio_check("12 http 1 MiB CPU/req", "s12_http_1m", "cpu", 1.25, 0)
+    }
+    # tls_server against the same echo written on OpenSSL (target 13); the
+    # CPU per handshake and per MB beside them, without targets.
+    if ("s13_tls_hs" in known) {
+        ratio_check("13 tls handshakes/s", "s13_tls_hs", "v", 0.95, 1)
+        ratio_info("13 tls CPU/handshake", "s13_tls_hs", "cpu")
+    }
+    if ("s13_tls_bulk" in known) {
+        ratio_check("13 tls bulk MB/s", "s13_tls_bulk", "v", 0.95, 1)
+        ratio_info("13 tls CPU/MB", "s13_tls_bulk", "cpu")
+    }
 
     chk = out "/checks.csv"
     print "check,measured,lowest,highest,target,met" > chk
@@ -245,6 +272,8 @@ END {
         print cname[i] "," cval[i] "," clo[i] "," chi[i] "," t "," \
               (cinfo[i] ? "info" : cok[i] ? "yes" : "no") > chk
     }
+    if (("s12_http_1k" in known) || ("s12_http_1m" in known))
+        printf "\ns12_http_*: the baseline (the \"raw\" columns) is nginx, not raw system calls.\n"
     if (mem_lines != "")
         printf "\nmemory per idle connection (VmRSS growth / connections, median of the rounds):\n%s",
             mem_lines

@@ -32,7 +32,8 @@
 # BENCH_CONNS_MANY (default 10000), BENCH_RTT_K (round trips counted by
 # callgrind, default 20000), BENCH_NICE (default -10), BENCH_PIN (default
 # 1), BENCH_STRICT (1: exit 1 when a target is missed; by default the run
-# succeeds and the table says what was missed).
+# succeeds and the table says what was missed), BENCH_TLS (1 when the TLS
+# programs were built: `make bench TLS=1` sets it).
 #
 # BENCH names the parts to run, separated by spaces or commas:
 #   poll    poll_server: 50 connections, and latency on one
@@ -43,6 +44,11 @@
 #   event   event_server on epoll and on poll: 50 connections, and its
 #           10,000-connection scenarios (the same as in many)
 #   insns   instructions per round trip (callgrind)
+#   http    http_server against nginx, a 1 KiB and a 1 MiB file, load from
+#           wrk (skipped, in one line, when nginx or wrk is missing)
+#   tls     tls_server against raw_tls_echo (on OpenSSL directly):
+#           handshakes per second and bulk echo (skipped, in one line,
+#           without BENCH_TLS=1)
 # A scenario in two parts runs once. An unknown name: exit status 2.
 #
 # Every wait is bounded, and only processes started here are ever
@@ -65,7 +71,7 @@ want_nice=${BENCH_NICE:--10}
 want_pin=${BENCH_PIN:-1}
 
 # The parts to run (BENCH): " poll many " and so on, spaces around each.
-all_parts="poll thread udp many event insns"
+all_parts="poll thread udp many event insns http tls"
 selected=" "
 for p in $(echo "${BENCH:-$all_parts}" | tr ',' ' '); do
     case " $all_parts " in
@@ -99,6 +105,20 @@ for f in "$ex/poll_server" "$ex/threaded_server" "$ex/udp_server" "$ex/event_ser
         exit 1
     fi
 done
+if part http; then
+    [ -x "$ex/http_server" ] || {
+        echo "bench: $ex/http_server is missing; run 'make bench'" >&2
+        exit 1
+    }
+fi
+if part tls && [ "${BENCH_TLS:-}" = 1 ]; then
+    for f in "$ex/tls_server" "$bin/raw_tls_echo" "$bin/tls_loadgen"; do
+        if [ ! -x "$f" ]; then
+            echo "bench: $f is missing; run 'make bench TLS=1'" >&2
+            exit 1
+        fi
+    done
+fi
 mkdir -p "$logs"
 rm -f "$logs"/*
 runs=$out/runs.csv
@@ -266,13 +286,13 @@ ab_round() {
     pb=$SRV_PID
     portb=$SRV_PORT
     local a0 b0 a1 b1 line rc
-    a0=$(cpu_ticks "$pa")
-    b0=$(cpu_ticks "$pb")
-    line=$("${limit[@]}" "${lg_run[@]}" "$bin/loadgen" "$mode" -p "$porta" -q "$portb" "$@" \
-        2>>"$logs/$tag.loadgen.err")
+    a0=$(ab_cpu "$pa")
+    b0=$(ab_cpu "$pb")
+    line=$("${limit[@]}" "${lg_run[@]}" "${AB_LG:-$bin/loadgen}" "$mode" -p "$porta" -q "$portb" \
+        "$@" 2>>"$logs/$tag.loadgen.err")
     rc=$?
-    a1=$(cpu_ticks "$pa")
-    b1=$(cpu_ticks "$pb")
+    a1=$(ab_cpu "$pa")
+    b1=$(ab_cpu "$pb")
     stop_server "$pa"
     stop_server "$pb"
     echo "$tag: $line" >>"$logs/loadgen.out"
@@ -296,23 +316,21 @@ ab_round() {
             value=$(side_field "$line" mb_s _$k)
             total=$(side_field "$line" total _$k)
             # CPU per megabyte echoed.
-            cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$total" \
-                'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / (n / 1e6) }')
+            cpu=$(awk -v a="$t0" -v b="$t1" -v n="$total" \
+                'BEGIN { printf "%.1f", (b - a) / (n / 1e6) }')
             ;;
         abping)
             # The figure is the median latency itself.
             value=$p50
             total=$(echo "$line" | field total)
-            cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$total" \
-                'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
+            cpu=$(awk -v a="$t0" -v b="$t1" -v n="$total" 'BEGIN { printf "%.3f", (b - a) / n }')
             ;;
         *)
             value=$(side_field "$line" rps _$k)
             total=$(side_field "$line" total _$k)
-            # CPU per request, every request of the run counted (warm-up
-            # and slice ends too).
-            cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$total" \
-                'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
+            # CPU per request (per handshake), every one of the run counted
+            # (warm-up and slice ends too).
+            cpu=$(awk -v a="$t0" -v b="$t1" -v n="$total" 'BEGIN { printf "%.3f", (b - a) / n }')
             ;;
         esac
         echo "$scen,$name,$round,$unit,$value,$p50,$p99,$cpu,,$(echo "$line" | field seconds)" \
@@ -320,6 +338,18 @@ ab_round() {
         printf '  %-14s %-17s #%d  %9s %-6s p50 %8s p99 %9s us  cpu %7s us/op\n' \
             "$scen" "$name" "$round" "$value" "$unit" "${p50:--}" "${p99:--}" "$cpu"
     done
+}
+
+# A server's CPU time in microseconds as ab_round() reads it: utime +
+# stime in clock ticks (every thread, ended ones included), or with
+# AB_CPU=ns the kernel's exact count (cpu_us, below), for servers of one
+# thread whose rounds take only tens of ticks (a TLS handshake is ~0.4 ms).
+ab_cpu() {
+    if [ "${AB_CPU:-ticks}" = ns ]; then
+        cpu_us "$1"
+    else
+        awk -v t="$(cpu_ticks "$1")" -v hz="$hz" 'BEGIN { printf "%.0f", t * 1e6 / hz }'
+    fi
 }
 
 # CPU time of a process in microseconds, every thread that is still
@@ -472,6 +502,215 @@ many_round() {
     done
 }
 
+# --------------------------------------------------------------------------
+# http: http_server against nginx, load from wrk
+# --------------------------------------------------------------------------
+
+# cpu_us_all PID...: the CPU time of several processes (nginx's master and
+# its worker), in microseconds.
+cpu_us_all() {
+    local pid sum=0
+    for pid in "$@"; do
+        sum=$((sum + $(cpu_us "$pid")))
+    done
+    echo "$sum"
+}
+
+# The nginx configuration of one round, in DIR: one worker, sendfile,
+# keep-alive, no access log, listening on 127.0.0.1:PORT only, serving
+# ROOT; its pid file, error log and temporary directories all in DIR.
+# keepalive_requests is raised from nginx's default of 1000, after which it
+# would close each connection and wrk reconnect: http_server keeps a
+# connection for as many requests as the client sends.
+nginx_conf() {
+    local dir=$1 listen_port=$2 root=$3 m
+    mkdir -p "$dir/logs" "$dir/tmp"
+    {
+        echo "# Written by bench/run.sh for one round of BENCH=http."
+        echo "worker_processes 1;"
+        echo "pid $dir/nginx.pid;"
+        echo "error_log $dir/logs/error.log;"
+        if [ "$(id -u)" = 0 ]; then
+            # Started by root, nginx would hand its worker to "nobody", who
+            # may not be allowed to read the tree: it stays who runs the
+            # bench, as http_server does.
+            echo "user $(id -un) $(id -gn);"
+        fi
+        echo "events { worker_connections 1024; }"
+        echo "http {"
+        echo "    access_log off;"
+        echo "    sendfile on;"
+        echo "    keepalive_timeout 65;"
+        echo "    keepalive_requests 1000000;"
+        echo "    default_type application/octet-stream;"
+        echo "    client_body_temp_path $dir/tmp/client_body;"
+        for m in proxy fastcgi uwsgi scgi; do
+            if ! echo "$nginx_v" | grep -q -- "--without-http_${m}_module"; then
+                echo "    ${m}_temp_path $dir/tmp/$m;"
+            fi
+        done
+        echo "    server {"
+        echo "        listen 127.0.0.1:$listen_port;"
+        echo "        root $root;"
+        echo "    }"
+        echo "}"
+    } >"$dir/nginx.conf"
+}
+
+# http_ready PORT PATH FILE LOG: wait (up to 5 s) until the server on PORT
+# answers PATH with every byte of FILE.
+http_ready() {
+    local _
+    for _ in $(seq 100); do
+        if "$bin/loadgen" httpget -p "$1" -u "$2" -f "$3" >/dev/null 2>"$4"; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# start_nginx TAG ROOT: nginx on a free port of 127.0.0.1 (three tries,
+# should another program take the port first); sets NGX_PID (the master,
+# the child we started), NGX_PIDS (it and its worker) and NGX_PORT.
+start_nginx() {
+    local tag=$1 root=$2 dir=$out_abs/http/nginx try port pid w
+    for try in 1 2 3; do
+        port=$("$bin/loadgen" freeport) || return 1
+        nginx_conf "$dir" "$port" "$root"
+        "${srv_run[@]}" nginx -c "$dir/nginx.conf" -p "$dir" "${nginx_e[@]}" -g 'daemon off;' \
+            >>"$logs/$tag.nginx.out" 2>>"$logs/$tag.nginx.err" </dev/null &
+        pid=$!
+        started+=("$pid")
+        if http_ready "$port" /f1k.bin "$www/f1k.bin" "$logs/$tag.nginx.check"; then
+            w=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null || pgrep -P "$pid")
+            NGX_PID=$pid
+            NGX_PIDS="$pid $w"
+            NGX_PORT=$port
+            return 0
+        fi
+        stop_server "$pid"
+        echo "bench: nginx did not start on port $port (try $try; see $logs/$tag.nginx.err)" >&2
+    done
+    return 1
+}
+
+# wrk_slice TAG PORT PATH: one wrk run of $http_s seconds, 50 connections
+# kept alive, one thread, on the load generator's CPU. Sets W_REQ (answers),
+# W_SECS, W_P50 and W_P99 (us), W_BYTES (bytes read per answer); returns 1
+# (and says why) if wrk failed or saw an answer other than 2xx/3xx.
+wrk_slice() {
+    local tag=$1 port=$2 path=$3 f=$logs/$1.wrk
+    "${limit[@]}" "${lg_run[@]}" wrk -t1 -c50 -d"${http_s}s" --latency \
+        "http://127.0.0.1:$port$path" >"$f" 2>&1
+    local rc=$?
+    if [ "$rc" -ne 0 ] || grep -q 'Non-2xx' "$f"; then
+        echo "bench: $tag: wrk failed (status $rc):" >&2
+        sed 's/^/  /' "$f" >&2
+        return 1
+    fi
+    # "  45682 requests in 2.00s, 55.68MB read", and the latency
+    # percentiles "     50%    1.20ms" in us, ms or s.
+    eval "$(awk '
+        function us(t) {
+            if (t ~ /us$/) return t + 0
+            if (t ~ /ms$/) return (t + 0) * 1000
+            if (t ~ /m$/) return (t + 0) * 60e6
+            return (t + 0) * 1e6
+        }
+        function bytes(t,    u) {
+            u = t; sub(/^[0-9.]+/, "", u)
+            return (t + 0) * (u == "KB" ? 1024 : u == "MB" ? 1048576 : u == "GB" ? 1073741824 : \
+                u == "TB" ? 1099511627776 : 1)
+        }
+        $2 == "requests" && $3 == "in" {
+            req = $1; secs = $4; sub(/s,$/, "", secs); rd = bytes($5)
+        }
+        $1 == "50%" { p50 = us($2) }
+        $1 == "99%" { p99 = us($2) }
+        END {
+            printf "W_REQ=%d W_SECS=%s W_P50=%.1f W_P99=%.1f W_BYTES=%.0f\n", req, secs, p50, p99,
+                (req > 0 ? rd / req : 0)
+        }' "$f")"
+    if [ "$W_REQ" -le 0 ]; then
+        echo "bench: $tag: wrk made no request (see $f)" >&2
+        return 1
+    fi
+}
+
+# http_round ROUND: nginx and http_server started side by side, serving the
+# same directory; for each file, wrk drives them in turns, two slices each
+# (nginx, http_server, http_server, nginx in odd rounds, the other way round
+# in even ones), so that drift over the round lands on both. One line per
+# server and file to runs.csv: req/s, the mean p50 and p99 of its slices,
+# and its CPU (schedstat: nginx's worker and master) per request.
+http_round() {
+    local round=$1 k f scen size
+    if ! start_nginx "s12_http.$round" "$www"; then
+        failures=$((failures + 1))
+        return
+    fi
+    if ! start_server "s12_http.$round.http_server" "$ex/http_server" -r "$www" -g 0; then
+        failures=$((failures + 1))
+        stop_server "$NGX_PID"
+        return
+    fi
+    local hpid=$SRV_PID hport=$SRV_PORT
+    local pids=("$NGX_PIDS" "$hpid") ports=("$NGX_PORT" "$hport")
+    local names=(nginx http_server) order="0 1 1 0"
+    if [ $((round % 2)) = 0 ]; then
+        order="1 0 0 1"
+    fi
+    for size in 1k 1m; do
+        scen=s12_http_$size
+        f=/f$size.bin
+        for k in 0 1; do
+            if ! http_ready "${ports[k]}" "$f" "$www$f" "$logs/$scen.$round.${names[k]}.check"; then
+                echo "bench: $scen round $round: ${names[k]} does not serve $f right:" >&2
+                sed 's/^/  /' "$logs/$scen.$round.${names[k]}.check" >&2
+                failures=$((failures + 1))
+                continue 2
+            fi
+        done
+        local req=(0 0) secs=(0 0) cpu=(0 0) p50=("" "") p99=("" "") bper=(0 0) c0 c1 n=0 ok=1
+        for k in $order; do
+            n=$((n + 1))
+            # shellcheck disable=SC2086 # NGX_PIDS is a list
+            c0=$(cpu_us_all ${pids[k]})
+            if ! wrk_slice "$scen.$round.$n.${names[k]}" "${ports[k]}" "$f"; then
+                ok=0
+                break
+            fi
+            # shellcheck disable=SC2086
+            c1=$(cpu_us_all ${pids[k]})
+            req[k]=$((req[k] + W_REQ))
+            secs[k]=$(awk -v a="${secs[k]}" -v b="$W_SECS" 'BEGIN { print a + b }')
+            cpu[k]=$((cpu[k] + c1 - c0))
+            p50[k]="${p50[k]} $W_P50"
+            p99[k]="${p99[k]} $W_P99"
+            bper[k]=$W_BYTES
+            echo "$scen.$round.$n ${names[k]}: $W_REQ answers in $W_SECS s, $W_BYTES B each," \
+                "p50 $W_P50 us, p99 $W_P99 us, cpu $((c1 - c0)) us" >>"$logs/loadgen.out"
+        done
+        if [ "$ok" = 0 ]; then
+            failures=$((failures + 1))
+            continue
+        fi
+        for k in 0 1; do
+            local v m50 m99 c
+            v=$(awk -v n="${req[k]}" -v s="${secs[k]}" 'BEGIN { printf "%.1f", n / s }')
+            m50=$(echo "${p50[k]}" | awk '{ for (i = 1; i <= NF; i++) s += $i; printf "%.1f", s / NF }')
+            m99=$(echo "${p99[k]}" | awk '{ for (i = 1; i <= NF; i++) s += $i; printf "%.1f", s / NF }')
+            c=$(awk -v a="${cpu[k]}" -v n="${req[k]}" 'BEGIN { printf "%.3f", a / n }')
+            echo "$scen,${names[k]},$round,req/s,$v,$m50,$m99,$c,,${secs[k]}" >>"$runs"
+            printf '  %-14s %-17s #%d  %9s req/s  p50 %8s p99 %9s us  cpu %7s us/req  (%s B read per answer)\n' \
+                "$scen" "${names[k]}" "$round" "$v" "$m50" "$m99" "$c" "${bper[k]}"
+        done
+    done
+    stop_server "$NGX_PID"
+    stop_server "$hpid"
+}
+
 start_time=$(date +%s)
 {
     echo "cpus: $ncpu"
@@ -481,6 +720,12 @@ start_time=$(date +%s)
         "$many_rounds rounds of $many connections"
     echo "parts:$selected(BENCH=${BENCH:-})"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if part http && command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1; then
+        echo "http: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')"
+    fi
+    if part tls && [ "${BENCH_TLS:-}" = 1 ] && command -v openssl >/dev/null 2>&1; then
+        echo "tls: $(openssl version)"
+    fi
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1; then
         # Other work may be in progress: say which sources were measured.
@@ -574,6 +819,63 @@ if part event many; then
         many_round s9_evpoll_10k s9_evpoll_idle raw_epoll_echo "$bin/raw_epoll_echo" \
             event_server_poll "$evpoll" "$r"
     done
+fi
+
+if part http; then
+    if ! command -v nginx >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
+        echo "== 12. http: skipped, it needs nginx and wrk (Debian: apt-get install nginx-light wrk)"
+    else
+        echo "== 12. http_server vs nginx (one worker, sendfile): a 1 KiB and a 1 MiB file, wrk -t1 -c50"
+        # Absolute paths: nginx takes relative ones from its prefix.
+        mkdir -p "$out/http/www"
+        www=$(cd "$out/http/www" && pwd)
+        out_abs=$(cd "$out" && pwd)
+        nginx_v=$(nginx -V 2>&1)
+        # -e puts even the first error messages in our directory (nginx
+        # 1.19.5 and later), before it has read the configuration.
+        nginx_e=()
+        if nginx -h 2>&1 | grep -q -- ' -e '; then
+            nginx_e=(-e "$out_abs/http/nginx/logs/error.log")
+        fi
+        mkdir -p "$out_abs/http/nginx/logs"
+        head -c 1024 /dev/urandom >"$www/f1k.bin"
+        head -c 1048576 /dev/urandom >"$www/f1m.bin"
+        http_s=$(awk -v ms="$ms" 'BEGIN { s = int(ms / 2000 + 0.5); print s < 1 ? 1 : s }')
+        echo "  $rounds rounds; in each, two wrk runs of $http_s s per server and file, in turns"
+        for r in $(seq "$rounds"); do
+            http_round "$r"
+        done
+    fi
+fi
+if part tls; then
+    if [ "${BENCH_TLS:-}" != 1 ]; then
+        echo "== 13. tls: skipped, it needs the TLS build: make bench TLS=1"
+    elif ! command -v openssl >/dev/null 2>&1; then
+        echo "== 13. tls: skipped, it needs the openssl command (to make the certificate)"
+    else
+        echo "== 13. tls_server vs raw_tls_echo (OpenSSL directly): full handshakes, bulk echo"
+        # One EC P-256 certificate for both servers, made for this run.
+        tlsdir=$out/tls
+        mkdir -p "$tlsdir"
+        if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout "$tlsdir/key.pem" -out "$tlsdir/cert.pem" -days 2 -subj /CN=localhost \
+            -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+            >"$logs/openssl.out" 2>&1; then
+            tls_args="-c $tlsdir/cert.pem -k $tlsdir/key.pem"
+            echo "   full handshakes: 16 connections at a time, each new, one 16-byte echo, close"
+            AB_LG=$bin/tls_loadgen AB_CPU=ns pair s13_tls_hs hs/s raw_tls_echo \
+                "$bin/raw_tls_echo $tls_args" tls_server "$ex/tls_server $tls_args" \
+                handshake -c 16 -s 16 -d "$ms"
+            echo "   bulk echo, one connection: 16 MiB transfers in 16 KiB writes, in turns"
+            AB_LG=$bin/tls_loadgen AB_CPU=ns pair s13_tls_bulk MB/s raw_tls_echo \
+                "$bin/raw_tls_echo $tls_args" tls_server "$ex/tls_server $tls_args" \
+                bulk -s 16384 -d "$ms"
+        else
+            echo "bench: openssl could not make the certificate:" >&2
+            sed 's/^/  /' "$logs/openssl.out" >&2
+            failures=$((failures + 1))
+        fi
+    fi
 fi
 
 awk -F, -v out="$out" -v many="$many" -f "$here/report.awk" "$runs"

@@ -82,10 +82,16 @@ void netx_writer_free(netx_writer *w)
 }
 
 /* Make room for want more bytes behind what is pending (pending + want <=
- * cap), moving the pending bytes to the front. */
+ * cap): the room already behind them if there is enough; else the pending
+ * bytes move to the front, and the buffer grows if that is not enough.
+ * (Moving them on every append would copy each byte many times over, as
+ * a peer takes a little at a time.) */
 static int reserve(netx_writer *w, size_t want)
 {
     size_t pending = w->end - w->start;
+    if (w->size - w->end >= want) {
+        return 0;
+    }
     if (w->start > 0) {
         memmove(w->buf, w->buf + w->start, pending);
         w->start = 0;
