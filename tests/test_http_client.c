@@ -468,6 +468,69 @@ static void http_client_directory_redirect_followed(void **state)
     assert_non_null(strstr(client.out_buf, "page.txt"));
 }
 
+/* ---- against the project's own http_server ------------------------------ */
+
+/* The two examples together, as the demo shows them: a file byte for
+ * byte, HEAD, a directory's redirect followed (to a 404), a 404, and 5 MiB to a file
+ * with -o - over TCP, then the same file over a Unix socket (-U). */
+static void http_client_against_http_server(void **state)
+{
+    (void)state;
+    const char *argv[] = {proc_path("http_server"), "-H", "127.0.0.1", "-p", "0", "-r", www, NULL};
+    assert_int_equal(proc_start(&server, argv, NULL, 0), 0);
+    int port = proc_wait_listening(&server, WAIT_MS);
+    assert_true(port > 0);
+    char u[128], want[400], path[400];
+
+    check_client(run(NULL, url(u, sizeof u, port, "/bytes.bin"), NULL), 0, "");
+    assert_int_equal(client.out_len, sizeof all_bytes);
+    assert_memory_equal(client.out_buf, all_bytes, sizeof all_bytes);
+
+    check_client(run(NULL, "-I", url(u, sizeof u, port, "/hello.txt"), NULL), 0, "");
+    assert_true(strncmp(client.out_buf, "HTTP/1.1 200 OK\n", 16) == 0);
+    assert_non_null(strstr(client.out_buf, "\nContent-Length: 6\n"));
+    assert_non_null(strstr(client.out_buf, "\nContent-Type: text/plain; charset=utf-8\n"));
+
+    /* docs/ has no index.html (http_server lists no directory): the
+     * redirect is followed, to a 404. */
+    url(u, sizeof u, port, "/docs");
+    snprintf(want, sizeof want,
+             "http_client: 301 Moved Permanently: following %s/\n"
+             "http_client: 404 Not Found: %s/\n",
+             u, u);
+    check_client(run(NULL, u, NULL), 1, want);
+    assert_int_equal(client.out_len, 0);
+
+    snprintf(want, sizeof want, "http_client: 404 Not Found: %s\n",
+             url(u, sizeof u, port, "/nope"));
+    check_client(run(NULL, u, NULL), 1, want);
+
+    snprintf(path, sizeof path, "%s/big.bin", out_dir);
+    check_client(run(NULL, "-o", path, url(u, sizeof u, port, "/big.bin"), NULL), 0, "");
+    size_t len = 0;
+    unsigned char *got = read_file(path, &len);
+    unsigned char *pattern = malloc(BIG_SIZE);
+    int same = got != NULL && pattern != NULL && len == BIG_SIZE;
+    if (same) {
+        support_pattern(pattern, BIG_SIZE, 42);
+        same = memcmp(got, pattern, BIG_SIZE) == 0;
+    }
+    free(got);
+    free(pattern);
+    unlink(path);
+    assert_true(same);
+    proc_stop(&server, SIGTERM, WAIT_MS);
+
+    const char *uargv[] = {proc_path("http_server"), "-U", sock_path, "-r", www, NULL};
+    assert_int_equal(proc_start(&server, uargv, NULL, 0), 0);
+    assert_true(proc_wait_listening(&server, WAIT_MS) >= 0);
+    check_client(run(NULL, "--unix-socket", sock_path, "http://localhost/hello.txt", NULL), 0,
+                 "");
+    assert_string_equal(client.out_buf, "hello\n");
+    proc_stop(&server, SIGTERM, WAIT_MS);
+    unlink(sock_path);
+}
+
 /* ---- against the scripted server ---------------------------------------- */
 
 static void http_client_request_has_host_agent_and_close(void **state)
@@ -1008,6 +1071,7 @@ int main(void)
         TEST(http_client_not_http_exits_one),
         TEST(http_client_error_status_body_not_printed),
         TEST(http_client_unix_socket_body_arrives),
+        TEST(http_client_against_http_server),
         TEST(http_client_bad_urls_exit_two),
         TEST(http_client_bad_options_exit_two),
         TEST(http_client_help_exits_zero),
