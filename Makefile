@@ -208,6 +208,29 @@ demo: $(EXAMPLE_BINS)
 valgrind-examples: $(EXAMPLE_BINS)
 	@sh tests/valgrind-examples.sh $(BUILD)/examples
 
+# The tutorial's pictures, drawn from real runs: tools/diagrams.sh runs the
+# examples on loopback with NETX_TRACE=1 and tools/timeline draws their
+# traces as SVG. `make diagrams` writes them into docs/tutorial/img/ (commit
+# them); `make test` draws them again and fails if one is not the same.
+DIAGRAM_BINS := $(BUILD)/tools/timeline \
+                $(addprefix $(BUILD)/examples/,hello_server hello_client event_server echo_client)
+
+.PHONY: diagrams diagrams-check
+
+$(BUILD)/tools/%: tools/%.c | $(BUILD)/tools
+	$(CC) $(NETX_CFLAGS) $(CFLAGS) $(NETX_LDFLAGS) $(LDFLAGS) -o $@ $<
+
+$(BUILD)/tools:
+	mkdir -p $@
+
+diagrams: $(DIAGRAM_BINS)
+	@bash tools/diagrams.sh $(BUILD) docs/tutorial/img
+
+diagrams-check: $(DIAGRAM_BINS)
+	@bash tools/diagrams.sh --check $(BUILD) docs/tutorial/img
+
+test check: diagrams-check
+
 # Tests --------------------------------------------------------------------
 
 # cmocka is the one thing the tests need; tests/deps.sh installs it when it
