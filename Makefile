@@ -5,9 +5,11 @@
 #   make test               unit and end-to-end tests (installs cmocka if it can)
 #   make SANITIZE=1 test    the same under AddressSanitizer + UBSan
 #   make SANITIZE=thread test   the same under ThreadSanitizer
-#   make install            PREFIX=/usr/local DESTDIR= LIBDIR= INCLUDEDIR= MANDIR=
+#   make docs-check         the programs and transcripts in README.md and docs/ (in make test)
+#   make man-check          the man pages: one per function, groff-clean, EXAMPLES that compile (in make test)
+#   make install            PREFIX=/usr/local DESTDIR= LIBDIR= INCLUDEDIR= MANDIR= DOCDIR=
 #   make bench              libnetx against raw system calls (docs/performance.md);
-#                           BENCH=poll|thread|udp|many|event|insns|http|tls runs one part
+#                           BENCH=poll|thread|udp|many|event|insns|http|tls|proxy runs one part
 #   make uninstall, make clean, make format
 #
 # Your CFLAGS and LDFLAGS are used as given; the flags libnetx needs live in
@@ -23,6 +25,7 @@ EXEC_PREFIX  ?= $(PREFIX)
 LIBDIR       ?= $(EXEC_PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 MANDIR       ?= $(PREFIX)/share/man
+DOCDIR       ?= $(PREFIX)/share/doc/libnetx
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR      ?=
 
@@ -84,8 +87,8 @@ TEST_WRAP    := $(foreach f,$(WRAPPED),-Wl,--wrap=$(f))
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
-# TLS, the article's Step 7: `make TLS=1` also builds libnetx_tls (its own
-# static and shared library, and netx-tls.pc) on OpenSSL 3, the TLS
+# TLS, the article's guide step 7: `make TLS=1` also builds libnetx_tls
+# (its own static and shared library, and netx-tls.pc) on OpenSSL 3, the TLS
 # examples and their tests. Without TLS=1 nothing here is built, and
 # nothing links OpenSSL.
 TLS ?=
@@ -106,7 +109,7 @@ ifeq ($(TLS),1)
   endif
   TLS_SHARED := $(BUILD)/$(TLS_SHARED_REAL)
   TLS_LIB    := $(TLS_STATIC) $(BUILD)/$(TLS_SHARED_LINK) $(BUILD)/netx-tls.pc \
-                $(BUILD)/man/man3/netx_tls.3
+                $(BUILD)/man-tls/man3/netx_tls.3
 else
   EXAMPLES   := $(filter-out tls_%,$(EXAMPLES))
   EXAMPLE_BINS := $(EXAMPLES:%=$(BUILD)/examples/%)
@@ -115,7 +118,7 @@ else
   TLS_LIB    :=
 endif
 
-.PHONY: all lib examples demo valgrind-examples tests test check deps header-check installcheck install uninstall clean format FORCE
+.PHONY: all lib examples demo valgrind-examples tests test check deps header-check docs-check installcheck install uninstall clean format FORCE
 
 all: lib examples
 
@@ -151,8 +154,9 @@ $(BUILD)/netx-tls.pc: netx-tls.pc.in FORCE | $(BUILD)/obj
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-$(BUILD)/man/man3/netx_tls.3: include/netx_tls.h docs/mkman.sh
-	sh docs/mkman.sh $(BUILD)/man/man3 include/netx_tls.h
+$(BUILD)/man-tls/man3/netx_tls.3: include/netx_tls.h docs/mkman.sh $(BUILD)/man/docdir.stamp
+	rm -rf $(BUILD)/man-tls/man3
+	sh docs/mkman.sh -d '$(DOCDIR)' $(BUILD)/man-tls/man3 include/netx_tls.h
 
 # The TLS examples link both libraries and OpenSSL.
 $(BUILD)/examples/tls_%: examples/tls_%.c $(STATIC) $(TLS_STATIC) | $(BUILD)/examples
@@ -188,9 +192,27 @@ endif
 	ln -sf $(SHARED_NAME) $@
 
 # Section 3 man pages, one per public function, made from the comments in
-# netx.h so the two never disagree.
-$(BUILD)/man/man3/netx.3: include/netx.h docs/mkman.sh
-	sh docs/mkman.sh $(BUILD)/man/man3
+# netx.h so the two never disagree (the TLS ones, from netx_tls.h, in a
+# directory of their own: they are installed with TLS=1 only). A page left
+# by a function since removed goes: the directory is made anew. netx(3)
+# says where the docs are installed, so the pages are made again when
+# DOCDIR changes.
+$(BUILD)/man/man3/netx.3: include/netx.h docs/mkman.sh $(BUILD)/man/docdir.stamp
+	rm -rf $(BUILD)/man/man3
+	sh docs/mkman.sh -d '$(DOCDIR)' $(BUILD)/man/man3
+
+$(BUILD)/man/docdir.stamp: FORCE
+	@mkdir -p $(@D)
+	@echo '$(DOCDIR)' | cmp -s - $@ || echo '$(DOCDIR)' > $@
+
+# In make test: every public function has a page that groff -man -ww reads
+# without a warning, with an EXAMPLES section whose C compiles
+# (tests/man.sh). The TLS pages are checked too, TLS=1 or not: they are
+# text, and their examples need netx_tls.h, not OpenSSL.
+.PHONY: man-check
+test check: man-check
+man-check:
+	@CC='$(CC)' DOCDIR='$(DOCDIR)' sh tests/man.sh $(BUILD)/man-check
 
 # netx.pc is written on every build, so it always names this PREFIX.
 $(BUILD)/netx.pc: netx.pc.in FORCE | $(BUILD)/obj
@@ -258,9 +280,23 @@ $(TLS_TEST_BINS): $(BUILD)/tests/%: $(BUILD)/tests/obj/%.o $(TEST_SUPPORT) $(TLS
 # Build the test programs without running them.
 tests: deps $(TEST_BINS)
 
-test check: deps header-check $(TEST_BINS) $(EXAMPLE_BINS) $(FUZZ_REPLAY_BINS)
+test check: deps header-check $(TEST_BINS) $(EXAMPLE_BINS) $(FUZZ_REPLAY_BINS) $(STATIC) $(TLS_STATIC)
 	@sh tests/run.sh $(TEST_BINS)
 	@$(MAKE) -s fuzz-replay
+	@$(DOCS_TEST) --self-test
+	@$(DOCS_TEST)
+
+# The pages (README.md, docs/): each program in them compiled, each checked
+# transcript run again and compared, each relative link followed; the rules
+# are in docs/tutorial/README.md. --self-test first runs the harness on the
+# pages in tests/docs/, broken on purpose. The programs get the sanitizer
+# flags the library was built with, so they link with it and run under them.
+DOCS_TEST = CC='$(CC)' BUILD='$(BUILD)' TLS='$(TLS)' DOCS_CFLAGS='$(SAN_FLAGS)' \
+            OPENSSL_CFLAGS='$(OPENSSL_CFLAGS)' OPENSSL_LIBS='$(OPENSSL_LIBS)' sh tests/docs.sh
+
+docs-check: $(STATIC) $(TLS_STATIC) $(EXAMPLE_BINS)
+	@$(DOCS_TEST) --self-test
+	@$(DOCS_TEST)
 
 # The header must compile on its own, as C and as C++.
 CXX ?= c++
@@ -273,11 +309,18 @@ header-check:
 	    echo "header: netx.h compiles alone as C and as C++"; \
 	else echo "header: no C++ compiler ($(CXX)); checked as C only"; fi
 
-# Install into a scratch directory, use it from outside the tree, uninstall.
-installcheck: lib
-	@MAKE="$(MAKE)" CC="$(CC)" TLS="$(TLS)" sh tests/install.sh
+# Do what README.md's "Using it" says in a scratch prefix - install, build
+# its hello.c with pkg-config, run it against echo_server - then uninstall.
+installcheck: lib $(BUILD)/examples/echo_server
+	@MAKE="$(MAKE)" CC="$(CC)" TLS="$(TLS)" EXAMPLES="$(BUILD)/examples" sh tests/install.sh
 
 # Install ------------------------------------------------------------------
+
+# The docs go under DOCDIR laid out as in the tree, so that their links to
+# each other still work: README.md, docs/*.md, and the tutorial with its
+# pictures. netx(3) says where.
+DOC_FILES := README.md $(wildcard docs/*.md docs/tutorial/*.md docs/tutorial/img/*.svg)
+DOC_DIRS  := $(sort $(patsubst %/,%,$(dir $(DOC_FILES))))
 
 install: lib
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
@@ -291,6 +334,8 @@ endif
 	install -m 644 $(BUILD)/netx.pc $(DESTDIR)$(PKGCONFIGDIR)/netx.pc
 	install -d $(DESTDIR)$(MANDIR)/man3
 	install -m 644 $(BUILD)/man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -d $(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_DIRS))
+	for f in $(DOC_FILES); do install -m 644 $$f $(DESTDIR)$(DOCDIR)/$$f || exit 1; done
 ifeq ($(TLS),1)
 	install -m 644 include/netx_tls.h $(DESTDIR)$(INCLUDEDIR)/netx_tls.h
 	install -m 644 $(TLS_STATIC) $(DESTDIR)$(LIBDIR)/libnetx_tls.a
@@ -300,6 +345,7 @@ ifneq ($(TLS_SHARED_NAME),$(TLS_SHARED_REAL))
 endif
 	ln -sf $(TLS_SHARED_NAME) $(DESTDIR)$(LIBDIR)/$(TLS_SHARED_LINK)
 	install -m 644 $(BUILD)/netx-tls.pc $(DESTDIR)$(PKGCONFIGDIR)/netx-tls.pc
+	install -m 644 $(BUILD)/man-tls/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
 endif
 
 # Removes the TLS files too, whether or not TLS=1 is given: an uninstall
@@ -313,6 +359,10 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/libnetx_tls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libnetx_tls.dylib \
 	      $(DESTDIR)$(LIBDIR)/libnetx_tls.$(SOMAJOR).dylib $(DESTDIR)$(PKGCONFIGDIR)/netx-tls.pc
 	rm -f $(DESTDIR)$(MANDIR)/man3/netx.3 $(DESTDIR)$(MANDIR)/man3/netx_*.3
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/docs/*.md \
+	      $(DESTDIR)$(DOCDIR)/docs/tutorial/*.md $(DESTDIR)$(DOCDIR)/docs/tutorial/img/*.svg
+	for d in $(DESTDIR)$(DOCDIR)/docs/tutorial/img $(DESTDIR)$(DOCDIR)/docs/tutorial \
+	         $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR); do rmdir $$d 2>/dev/null || true; done
 
 clean:
 	rm -rf build
@@ -400,8 +450,8 @@ fuzz-replay: $(FUZZ_REPLAY_BINS)
 # own (so the figures never come from a debug or sanitizer build), builds
 # the load generator and the raw-syscall baselines in bench/, and runs
 # bench/run.sh: each libnetx server against its raw twin, in the same run.
-# All of it takes about 3.5 minutes on two cores (2.5 without the http and
-# tls parts). BENCH=NAME runs one part
+# All of it takes about 4 minutes on two cores (2.5 without the http, tls
+# and proxy parts). BENCH=NAME runs one part
 # (several: BENCH="event many"; an unknown name is an error):
 #   poll    poll_server: 50 connections, latency on one         (about 25 s)
 #   thread  threaded_server: 50 connections, latency, bulk       (about 35 s)
@@ -416,6 +466,9 @@ fuzz-replay: $(FUZZ_REPLAY_BINS)
 #   tls     tls_server against an echo server written on OpenSSL:
 #           handshakes/s and bulk MB/s; needs TLS=1 (`make bench TLS=1`
 #           also builds the TLS examples in the bench tree)      (about 25 s)
+#   proxy   tcp_proxy against HAProxy, the same echo backend behind both:
+#           50 connections, a new connection per request, added latency
+#           (skipped, in one line, without haproxy)              (about 30 s)
 BENCH_CFLAGS ?= -O2 -g -gdwarf-4
 BENCH_DIR    := build/bench
 BENCH_TREE   := $(BENCH_DIR)/tree
@@ -426,7 +479,7 @@ BENCH_BINS   := $(patsubst bench/%.c,$(BENCH_DIR)/%,$(filter-out $(BENCH_TLS_SRC
 ifeq ($(TLS),1)
   BENCH_BINS += $(BENCH_TLS_SRC:bench/%.c=$(BENCH_DIR)/%)
 endif
-BENCH_PARTS  := poll thread udp many event insns http tls
+BENCH_PARTS  := poll thread udp many event insns http tls proxy
 BENCH_comma  := ,
 
 .PHONY: bench bench-bins

@@ -11,10 +11,17 @@
  *       CONNS connections, each sending one BYTES-long message and waiting
  *       for its echo before sending the next (a closed loop). Reports
  *       requests per second and the p50/p99 round-trip latency.
- *   loadgen abping -p PORT_A -q PORT_B [-s BYTES] [-d MS] [-w MS]
- *       One connection to each of two servers, round trips alternating
- *       between them (A B B A ...), so that both are measured under the
- *       same conditions. Reports p50/p99 latency of each.
+ *   loadgen connect -p PORT [-c CONNS] [-s BYTES] [-d MS] [-w MS]
+ *       As pingpong, but every request on a new TCP connection: connect,
+ *       send one message, read its echo, close; CONNS of them at a time.
+ *       What a load balancer mostly does: accept, connect to a backend,
+ *       pass a request and its answer, close. The latency counts it all,
+ *       from socket() to the echo's last byte.
+ *   loadgen abping -p PORT_A -q PORT_B [-r PORT_C] [-s BYTES] [-d MS] [-w MS]
+ *       One connection to each of two servers (or three, with -r), round
+ *       trips alternating between them (A B B A ...; with three, in all
+ *       six orders by turns), so that all are measured under the same
+ *       conditions. Reports p50/p99 latency of each.
  *   loadgen bulk -p PORT [-s CHUNK] [-d MS]
  *       One connection carries a stream in 32 MiB transfers: one thread
  *       sends each transfer in CHUNK-sized sends while the other reads the
@@ -37,12 +44,13 @@
  *       Print a TCP port on the address (-H) that nobody listens on now,
  *       for a server that cannot be told to take any free one (nginx).
  *
- * With -q PORT, pingpong, udp and bulk drive two servers in turns - A (-p)
- * for a 100 ms slice (-S) or one 32 MiB transfer, then B (-q), and so on -
- * and report every figure for each (keys ending _a and _b). Compared that
- * way, the two meet the same conditions; two runs one after the other meet
- * whatever the machine was doing at each time, which on a shared or
- * virtual machine varies by more than the differences being measured.
+ * With -q PORT, pingpong, connect, udp and bulk drive two servers in turns
+ * - A (-p) for a 100 ms slice (-S) or one 32 MiB transfer, then B (-q), and
+ * so on - and report every figure for each (keys ending _a and _b).
+ * Compared that way, the two meet the same conditions; two runs one after
+ * the other meet whatever the machine was doing at each time, which on a
+ * shared or virtual machine varies by more than the differences being
+ * measured.
  *
  * Every byte that comes back is compared with what was sent. Every mode
  * stops by itself: each wait is bounded (-d, plus fixed grace periods), and
@@ -108,6 +116,7 @@ struct options {
     const char *host;
     uint16_t port;
     uint16_t port_b;   /* -q: the second server, for abping */
+    uint16_t port_c;   /* -r: a third one, for abping */
     long conns;        /* -c */
     long size;         /* -s */
     double seconds;    /* -d */
@@ -122,20 +131,23 @@ struct options {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s MODE -p PORT [-q PORT] [-H HOST] [-c N] [-s BYTES] [-d MS]\n"
-            "               [-w MS] [-n MAX] [-k SECONDS] [-S MS] [-u PATH -f FILE]\n"
-            "  MODE      pingpong, abping, bulk, udp, many, httpget or freeport\n"
+            "usage: %s MODE -p PORT [-q PORT] [-r PORT] [-H HOST] [-c N] [-s BYTES]\n"
+            "               [-d MS] [-w MS] [-n MAX] [-k SECONDS] [-S MS] [-u PATH -f FILE]\n"
+            "  MODE      pingpong, connect, abping, bulk, udp, many, httpget or freeport\n"
             "  -H HOST   the server's numeric address (default 127.0.0.1)\n"
             "  -p PORT   the server's port\n"
             "  -q PORT   a second server, measured in turns with the first\n"
-            "            (pingpong, udp, bulk: slices; abping: round trip by round trip)\n"
+            "            (pingpong, connect, udp, bulk: slices; abping: round trip by\n"
+            "            round trip)\n"
+            "  -r PORT   abping: a third server, in turns with the other two\n"
             "  -c N      connections or sockets (default 50; 10000 for many)\n"
             "  -s BYTES  message size (default 64; chunk size 65536 for bulk)\n"
             "  -d MS     how long to measure, in milliseconds (default 2000)\n"
             "  -w MS     warm-up before measuring, not counted (default 250)\n"
             "  -n MAX    stop after MAX requests (default: time only)\n"
             "  -k SEC    many: hold the connections open that long (default 0)\n"
-            "  -S MS     with -q, each server's turn in pingpong and udp (default 100)\n"
+            "  -S MS     with -q, each server's turn in pingpong, connect and udp\n"
+            "            (default 100)\n"
             "  -u PATH   httpget: the path to ask for (\"/f1k.bin\")\n"
             "  -f FILE   httpget: the file whose bytes the answer must carry\n",
             prog);
@@ -363,6 +375,10 @@ struct side {
     long long lost;     /* udp: requests given up after UDP_RETRY_NS */
     long long late;     /* udp: answers that came after being given up */
     long in_flight;
+    /* The server's address: connect mode opens a connection to it for
+     * every request. */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
 };
 
 struct schedule {
@@ -470,27 +486,74 @@ static void conn_start(int ep, struct conn *c, long size)
     conn_push(ep, c, size);
 }
 
-/* Start a slice for side k: a request on each of its connections. */
+/*
+ * connect mode: the next request on a connection of its own. The clock
+ * starts before socket(), so the latency counts the whole of it: the
+ * handshake, the proxy's accept and its own connect to the backend, the
+ * round trip. On loopback the handshake is over by the time a non-blocking
+ * connect() returns (it says EINPROGRESS all the same), so the request is
+ * sent at once; if it was not, send() says EAGAIN and EPOLLOUT says when.
+ */
+static void connect_start(int ep, const struct side *sd, struct conn *c, long size)
+{
+    c->seq++;
+    fill_message(c->out, size, c->id, c->seq);
+    c->sent = 0;
+    c->got = 0;
+    c->idle = 0;
+    c->start_ns = now_ns();
+    c->fd = socket(sd->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (c->fd < 0) {
+        die("socket for connection %ld: %s", c->id, strerror(errno));
+    }
+    set_nodelay(c->fd);
+    if (connect(c->fd, (const struct sockaddr *)&sd->addr, sd->addrlen) != 0 &&
+        errno != EINPROGRESS) {
+        die("connect (connection %ld): %s", c->id, strerror(errno));
+    }
+    ssize_t n = send(c->fd, c->out, (size_t)size, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        die("send on connection %ld: %s", c->id, strerror(errno));
+    }
+    c->sent = n > 0 ? n : 0;
+    c->want_out = c->sent < size;
+    struct epoll_event ev = {.events = EPOLLIN | (c->want_out ? EPOLLOUT : 0u), .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        die("epoll_ctl: %s", strerror(errno));
+    }
+}
+
+/* Start a slice for side k: a request on each of its connections (on a
+ * new connection each, in connect mode). */
 static void pingpong_slice(int ep, struct schedule *s, struct side *sides, int k, long conns,
-                           long size)
+                           long size, int reconnect)
 {
     s->active = k;
     s->draining = 0;
     s->slice_start = now_ns();
     for (long i = 0; i < conns; i++) {
-        conn_start(ep, &sides[k].conns[i], size);
+        if (reconnect) {
+            connect_start(ep, &sides[k], &sides[k].conns[i], size);
+        } else {
+            conn_start(ep, &sides[k].conns[i], size);
+        }
     }
     sides[k].in_flight = conns;
 }
 
+/* What open_sides() opens for each client. */
+enum { OPEN_TCP, OPEN_UDP, OPEN_NONE };
+
 /*
  * Open o->conns connections to each of the nsides servers (ports[k]): TCP
- * connections, or connected UDP sockets when udp is set. Each gets its
- * buffers and is registered with the epoll set ep. Returns the epoll set.
+ * connections (OPEN_TCP), connected UDP sockets (OPEN_UDP), or none yet
+ * (OPEN_NONE: connect mode opens one per request). Each gets its buffers
+ * and is registered with the epoll set ep. Returns the epoll set.
  */
 static int open_sides(const struct options *o, const uint16_t ports[2], int nsides,
-                      struct side sides[2], int udp)
+                      struct side sides[2], int kind)
 {
+    int udp = kind == OPEN_UDP;
     /* For UDP, one byte more than a request: a longer datagram shows up as
      * a length mismatch instead of being cut to size. */
     size_t bufsize = (size_t)o->size + (udp ? 1 : 0);
@@ -504,6 +567,8 @@ static int open_sides(const struct options *o, const uint16_t ports[2], int nsid
     for (int k = 0; k < nsides; k++) {
         struct sockaddr_storage ss;
         socklen_t sslen = server_addr_port(o, ports[k], &ss);
+        sides[k].addr = ss;
+        sides[k].addrlen = sslen;
         sides[k].conns = calloc((size_t)o->conns, sizeof *sides[k].conns);
         if (sides[k].conns == NULL) {
             die("out of memory");
@@ -514,6 +579,15 @@ static int open_sides(const struct options *o, const uint16_t ports[2], int nsid
             c->side = k;
             c->id = i;
             c->idle = 1;
+            c->out = malloc(bufsize);
+            c->in = malloc(bufsize);
+            if (c->out == NULL || c->in == NULL) {
+                die("out of memory");
+            }
+            if (kind == OPEN_NONE) {
+                c->fd = -1;
+                continue;
+            }
             if (udp) {
                 c->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
                 if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&ss, sslen) != 0) {
@@ -522,11 +596,6 @@ static int open_sides(const struct options *o, const uint16_t ports[2], int nsid
             } else {
                 c->fd = tcp_connect(&ss, sslen);
                 set_nonblocking(c->fd);
-            }
-            c->out = malloc(bufsize);
-            c->in = malloc(bufsize);
-            if (c->out == NULL || c->in == NULL) {
-                die("out of memory");
             }
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
             if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
@@ -537,7 +606,9 @@ static int open_sides(const struct options *o, const uint16_t ports[2], int nsid
     return ep;
 }
 
-static void run_pingpong(const struct options *o)
+/* pingpong, and connect mode (reconnect: a new connection per request,
+ * closed by the client once its echo is back). */
+static void run_pingpong(const struct options *o, int reconnect)
 {
     uint16_t ports[2] = {o->port, o->port_b};
     int nsides = o->port_b != 0 ? 2 : 1;
@@ -548,13 +619,13 @@ static void run_pingpong(const struct options *o)
     if (events == NULL) {
         die("out of memory");
     }
-    int ep = open_sides(o, ports, nsides, sides, 0);
+    int ep = open_sides(o, ports, nsides, sides, reconnect ? OPEN_NONE : OPEN_TCP);
     long long t0 = now_ns();
     struct schedule s = {.nsides = nsides, .slice_ns = slice_length(o)};
     s.measure_from = t0 + o->warmup_ms * 1000000LL;
     s.deadline = s.measure_from + (long long)(o->seconds * 1e9);
     long long total = 0;
-    pingpong_slice(ep, &s, sides, 0, o->conns, size);
+    pingpong_slice(ep, &s, sides, 0, o->conns, size, reconnect);
 
     for (;;) {
         long long now = now_ns();
@@ -566,7 +637,7 @@ static void run_pingpong(const struct options *o)
             if (finished) {
                 break;
             }
-            pingpong_slice(ep, &s, sides, (s.active + 1) % nsides, o->conns, size);
+            pingpong_slice(ep, &s, sides, (s.active + 1) % nsides, o->conns, size, reconnect);
         }
         if (s.draining && now - s.slice_stop > DRAIN_NS) {
             die("%ld echoes still missing 1 s after the end of a slice", sides[s.active].in_flight);
@@ -618,20 +689,32 @@ static void run_pingpong(const struct options *o)
                 sd->measured++;
                 hist_add(&sd->h, done - c->start_ns);
             }
+            if (reconnect) {
+                /* The client closes first (and keeps the TIME_WAIT, which
+                 * Linux reuses at once on loopback: tcp_tw_reuse = 2, its
+                 * default). close() takes it out of the epoll set too. */
+                close(c->fd);
+                c->fd = -1;
+            }
             if (s.draining) {
                 c->idle = 1;
                 sd->in_flight--;
+            } else if (reconnect) {
+                connect_start(ep, sd, c, size);
             } else {
                 conn_start(ep, c, size);
             }
         }
     }
-    printf("mode=pingpong conns=%ld size=%ld seconds=%.3f", o->conns, size, o->seconds);
+    printf("mode=%s conns=%ld size=%ld seconds=%.3f", reconnect ? "connect" : "pingpong", o->conns,
+           size, o->seconds);
     print_sides(sides, nsides);
     printf(" errors=0\n");
     for (int k = 0; k < nsides; k++) {
         for (long i = 0; i < o->conns; i++) {
-            close(sides[k].conns[i].fd);
+            if (sides[k].conns[i].fd >= 0) {
+                close(sides[k].conns[i].fd);
+            }
             free(sides[k].conns[i].out);
             free(sides[k].conns[i].in);
         }
@@ -710,7 +793,7 @@ static void run_udp(const struct options *o)
     if (events == NULL) {
         die("out of memory");
     }
-    int ep = open_sides(o, ports, nsides, sides, 1);
+    int ep = open_sides(o, ports, nsides, sides, OPEN_UDP);
     long long t0 = now_ns();
     struct schedule s = {.nsides = nsides, .slice_ns = slice_length(o)};
     s.measure_from = t0 + o->warmup_ms * 1000000LL;
@@ -860,31 +943,36 @@ static long long round_trip(int fd, const unsigned char *out, unsigned char *in,
  * goes first), so whatever the machine is doing at any moment affects
  * both alike. Two servers measured one after the other would differ by
  * the machine's drift, which on a busy or virtual machine is larger than
- * the few percent being looked for.
+ * the few percent being looked for. With a third server (-r), each turn
+ * makes one round trip on each of the three, in the six orders by turns
+ * (ABC ACB BAC BCA CAB CBA), so that each goes first, second and last as
+ * often: `make bench` compares two proxies and the backend behind them.
  */
 static void run_abping(const struct options *o)
 {
-    struct sockaddr_storage sa;
-    struct sockaddr_storage sb;
-    socklen_t la = server_addr_port(o, o->port, &sa);
-    socklen_t lb = server_addr_port(o, o->port_b, &sb);
+    static const int orders[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                     {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    static const char *const names[3] = {"A", "B", "C"};
+    uint16_t ports[3] = {o->port, o->port_b, o->port_c};
+    int nservers = o->port_c != 0 ? 3 : 2;
     long size = o->size;
     unsigned char *out = malloc((size_t)size);
     unsigned char *in = malloc((size_t)size);
-    struct histogram ha;
-    struct histogram hb;
+    struct histogram h[3];
+    int fds[3];
 
     if (out == NULL || in == NULL) {
         die("out of memory");
     }
-    hist_init(&ha);
-    hist_init(&hb);
-    int fa = tcp_connect(&sa, la);
-    int fb = tcp_connect(&sb, lb);
-    /* A server that stops answering must not hang the run. */
-    struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
-    setsockopt(fa, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fb, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (int k = 0; k < nservers; k++) {
+        struct sockaddr_storage ss;
+        socklen_t len = server_addr_port(o, ports[k], &ss);
+        hist_init(&h[k]);
+        fds[k] = tcp_connect(&ss, len);
+        /* A server that stops answering must not hang the run. */
+        struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
+        setsockopt(fds[k], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
 
     long long t0 = now_ns();
     long long measure_from = t0 + o->warmup_ms * 1000000LL;
@@ -897,33 +985,37 @@ static void run_abping(const struct options *o)
             break;
         }
         fill_message(out, size, 0, seq);
-        int b_first = (seq & 2) != 0; /* A B, B A, A B, B A, ... */
-        long long da;
-        long long db;
-        if (b_first) {
-            db = round_trip(fb, out, in, size, "B");
-            da = round_trip(fa, out, in, size, "A");
-        } else {
-            da = round_trip(fa, out, in, size, "A");
-            db = round_trip(fb, out, in, size, "B");
+        long long d[3];
+        for (int i = 0; i < nservers; i++) {
+            int k;
+            if (nservers == 2) {
+                k = ((seq & 2) != 0) != (i == 1); /* A B, B A, A B, B A, ... */
+            } else {
+                k = orders[seq % 6][i];
+            }
+            d[k] = round_trip(fds[k], out, in, size, names[k]);
         }
         total++;
         if (now >= measure_from) {
-            hist_add(&ha, da);
-            hist_add(&hb, db);
+            for (int k = 0; k < nservers; k++) {
+                hist_add(&h[k], d[k]);
+            }
             pairs++;
         }
     }
-    printf("mode=abping size=%ld seconds=%.3f pairs=%lld total=%lld pairs_s=%.1f p50_a_us=%.2f "
-           "p99_a_us=%.2f p50_b_us=%.2f p99_b_us=%.2f errors=0\n",
-           size, o->seconds, pairs, total, (double)pairs / o->seconds, hist_quantile(&ha, 0.50),
-           hist_quantile(&ha, 0.99), hist_quantile(&hb, 0.50), hist_quantile(&hb, 0.99));
-    close(fa);
-    close(fb);
+    printf("mode=abping size=%ld seconds=%.3f pairs=%lld total=%lld pairs_s=%.1f", size, o->seconds,
+           pairs, total, (double)pairs / o->seconds);
+    for (int k = 0; k < nservers; k++) {
+        printf(" p50_%c_us=%.2f p99_%c_us=%.2f", 'a' + k, hist_quantile(&h[k], 0.50), 'a' + k,
+               hist_quantile(&h[k], 0.99));
+    }
+    printf(" errors=0\n");
+    for (int k = 0; k < nservers; k++) {
+        close(fds[k]);
+        free(h[k].count);
+    }
     free(out);
     free(in);
-    free(ha.count);
-    free(hb.count);
 }
 
 /* ------------------------------------------------------------------------
@@ -1362,7 +1454,7 @@ int main(int argc, char **argv)
     o.mode = argv[1];
     optind = 2;
     opterr = 0;
-    while ((opt = getopt(argc, argv, ":hH:p:q:c:s:d:w:n:k:S:u:f:")) != -1) {
+    while ((opt = getopt(argc, argv, ":hH:p:q:r:c:s:d:w:n:k:S:u:f:")) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -1376,6 +1468,9 @@ int main(int argc, char **argv)
             break;
         case 'q':
             o.port_b = (uint16_t)parse_long(opt, optarg, 1, 65535);
+            break;
+        case 'r':
+            o.port_c = (uint16_t)parse_long(opt, optarg, 1, 65535);
             break;
         case 'c':
             o.conns = parse_long(opt, optarg, 1, 1000000);
@@ -1424,10 +1519,17 @@ int main(int argc, char **argv)
     if (!have_port) {
         bad_usage("-p PORT is required");
     }
+    if (o.port_c != 0 && (strcmp(o.mode, "abping") != 0 || o.port_b == 0)) {
+        bad_usage("-r (a third server) is for abping, with -q");
+    }
     if (strcmp(o.mode, "pingpong") == 0) {
         o.conns = o.conns < 0 ? 50 : o.conns;
         o.size = o.size < 0 ? 64 : o.size;
-        run_pingpong(&o);
+        run_pingpong(&o, 0);
+    } else if (strcmp(o.mode, "connect") == 0) {
+        o.conns = o.conns < 0 ? 50 : o.conns;
+        o.size = o.size < 0 ? 64 : o.size;
+        run_pingpong(&o, 1);
     } else if (strcmp(o.mode, "udp") == 0) {
         o.conns = o.conns < 0 ? 50 : o.conns;
         o.size = o.size < 0 ? 64 : o.size;

@@ -5,17 +5,21 @@
 #
 # runs.csv has one line per run: scenario, server, round, unit, value, p50,
 # p99, CPU per operation, memory per connection, seconds. A server whose
-# name starts with "raw" - or nginx, http_server's baseline - is the
-# baseline of its scenario (the "raw" columns); the other one is the
-# libnetx program. Every ratio is libnetx / baseline, taken round by round
-# (the two runs of a round are interleaved), and the median over the
-# rounds is reported with its smallest and largest value.
+# name starts with "raw" - or nginx, http_server's baseline, or haproxy,
+# tcp_proxy's - is the baseline of its scenario (the "raw" columns); the
+# other one is the libnetx program. A line of the server "direct" is the
+# backend behind the proxies, reached without one: its p50 is what the
+# proxies' added latency (s14_proxy_lat) is measured from, and it is
+# shown under the table, not as a side. Every ratio is libnetx /
+# baseline, taken round by round (the two runs of a round are
+# interleaved), and the median over the rounds is reported with its
+# smallest and largest value.
 #
 # Writes DIR/results.csv, DIR/checks.csv and DIR/ratios.svg, prints the
 # table and the targets, and exits 3 when a target is missed. Figures shown
 # for comparison without a target of their own (event_server on poll, the
-# price of portability) are listed as "info": grey bars on the chart, never
-# a miss.
+# price of portability; TLS CPU; the latency a proxy adds) are listed as
+# "info": grey bars on the chart, never a miss.
 
 function sort_list(list, a,    n, i, j, t) {
     n = split(list, a, " ")
@@ -122,9 +126,14 @@ function memory_ratio(s, budget,    l, m) {
 
 NR == 1 { next }
 
+$2 == "direct" {
+    if ($6 != "") direct_p50[$1] = direct_p50[$1] " " $6
+    next
+}
+
 {
     s = $1
-    side = ($2 ~ /^(raw|nginx)/) ? "raw" : "netx"
+    side = ($2 ~ /^(raw|nginx|haproxy)/) ? "raw" : "netx"
     r = $3 + 0
     if (!(s in known)) {
         known[s] = 1
@@ -259,6 +268,20 @@ END {
         ratio_info("13 tls CPU/MB", "s13_tls_bulk", "cpu")
     }
 
+    # tcp_proxy against HAProxy (target 14), the same backend behind both:
+    # 50 connections kept open, and a new connection per request. The
+    # latency each adds is shown beside them, without a target.
+    if ("s14_proxy_50" in known) {
+        ratio_check("14 proxy req/s vs HAProxy", "s14_proxy_50", "v", 0.90, 1)
+        ratio_check("14 proxy CPU/req", "s14_proxy_50", "cpu", 1.15, 0)
+    }
+    if ("s14_proxy_conn" in known) {
+        ratio_check("14 proxy new-conn req/s", "s14_proxy_conn", "v", 0.90, 1)
+        ratio_check("14 proxy CPU/new-conn req", "s14_proxy_conn", "cpu", 1.15, 0)
+    }
+    if ("s14_proxy_lat" in known)
+        ratio_info("14 proxy added p50 latency", "s14_proxy_lat", "v")
+
     chk = out "/checks.csv"
     print "check,measured,lowest,highest,target,met" > chk
     printf "\n%-32s %9s %15s %9s  %s\n", "target (libnetx / raw)", "measured", "[spread]", "target",
@@ -274,6 +297,12 @@ END {
     }
     if (("s12_http_1k" in known) || ("s12_http_1m" in known))
         printf "\ns12_http_*: the baseline (the \"raw\" columns) is nginx, not raw system calls.\n"
+    if (("s14_proxy_50" in known) || ("s14_proxy_conn" in known) || ("s14_proxy_lat" in known))
+        printf "\ns14_proxy_*: the baseline (the \"raw\" columns) is HAProxy, not raw system calls.\n"
+    if ("s14_proxy_lat" in known)
+        printf "s14_proxy_lat: the value is the p50 added by the proxy: its p50 minus the p50 of\n" \
+               "  the backend reached directly (%s us, median of the rounds), in the same run.\n",
+            fmt(median(direct_p50["s14_proxy_lat"]), 1)
     if (mem_lines != "")
         printf "\nmemory per idle connection (VmRSS growth / connections, median of the rounds):\n%s",
             mem_lines

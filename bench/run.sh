@@ -49,6 +49,10 @@
 #   tls     tls_server against raw_tls_echo (on OpenSSL directly):
 #           handshakes per second and bulk echo (skipped, in one line,
 #           without BENCH_TLS=1)
+#   proxy   tcp_proxy against HAProxy (mode tcp, one thread), the same
+#           echo backend behind both: 50 connections kept open, a new
+#           connection per request, and the latency each adds (skipped,
+#           in one line, when haproxy is missing)
 # A scenario in two parts runs once. An unknown name: exit status 2.
 #
 # Every wait is bounded, and only processes started here are ever
@@ -71,7 +75,7 @@ want_nice=${BENCH_NICE:--10}
 want_pin=${BENCH_PIN:-1}
 
 # The parts to run (BENCH): " poll many " and so on, spaces around each.
-all_parts="poll thread udp many event insns http tls"
+all_parts="poll thread udp many event insns http tls proxy"
 selected=" "
 for p in $(echo "${BENCH:-$all_parts}" | tr ',' ' '); do
     case " $all_parts " in
@@ -108,6 +112,12 @@ done
 if part http; then
     [ -x "$ex/http_server" ] || {
         echo "bench: $ex/http_server is missing; run 'make bench'" >&2
+        exit 1
+    }
+fi
+if part proxy; then
+    [ -x "$ex/tcp_proxy" ] || {
+        echo "bench: $ex/tcp_proxy is missing; run 'make bench'" >&2
         exit 1
     }
 fi
@@ -220,16 +230,17 @@ start_server() {
     return 1
 }
 
-# stop_server PID: SIGTERM, up to 5 s to finish, SIGKILL only if it hangs.
+# stop_server PID [SIGNAL]: SIGNAL (default SIGTERM), up to 5 s to finish,
+# SIGKILL only if it hangs.
 stop_server() {
-    local pid=$1 rc
-    kill -TERM "$pid" 2>/dev/null
+    local pid=$1 sig=${2:-TERM} rc
+    kill -"$sig" "$pid" 2>/dev/null
     for _ in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
     if kill -0 "$pid" 2>/dev/null; then
-        echo "bench: PID $pid ignored SIGTERM for 5 s; killing it" >&2
+        echo "bench: PID $pid ignored SIG$sig for 5 s; killing it" >&2
         kill -KILL "$pid" 2>/dev/null
     fi
     wait "$pid" 2>/dev/null
@@ -711,6 +722,177 @@ http_round() {
     stop_server "$hpid"
 }
 
+# --------------------------------------------------------------------------
+# proxy: tcp_proxy against HAProxy, the same echo backend behind both
+# --------------------------------------------------------------------------
+
+# The HAProxy configuration of one round, in DIR: one thread, mode tcp,
+# listening on 127.0.0.1:PORT only, one server (the backend on
+# 127.0.0.1:BPORT) checked as tcp_proxy checks its backends by default (a
+# TCP connect every 2 s, UP after 2 good checks, DOWN after 3 failed), the
+# same 1 s for a connect, the same 1,000 clients at most, and the idle
+# timeout tcp_proxy is given (-t 60). No log, no stats socket.
+haproxy_conf() {
+    local dir=$1 listen_port=$2 bport=$3
+    mkdir -p "$dir"
+    {
+        echo "# Written by bench/run.sh for one round of BENCH=proxy."
+        echo "global"
+        echo "    nbthread 1"
+        echo "    maxconn 1000"
+        echo "defaults"
+        echo "    mode tcp"
+        echo "    timeout connect 1s"
+        echo "    timeout client 60s"
+        echo "    timeout server 60s"
+        echo "frontend fe"
+        echo "    bind 127.0.0.1:$listen_port"
+        echo "    default_backend be"
+        echo "backend be"
+        echo "    server backend 127.0.0.1:$bport check inter 2000 rise 2 fall 3"
+    } >"$dir/haproxy.cfg"
+}
+
+# echo_ready PORT LOG: wait (up to 5 s) until one message sent to PORT
+# comes back whole: the proxy is up, and so is its way to the backend.
+echo_ready() {
+    local _
+    for _ in $(seq 100); do
+        if "${limit[@]}" "$bin/loadgen" pingpong -p "$1" -c 1 -s 16 -d 1 -w 0 -n 1 \
+            >/dev/null 2>"$2"; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# start_haproxy TAG BPORT: HAProxy in the foreground (-db) on a free port of
+# 127.0.0.1 (three tries, should another program take the port first),
+# the backend on BPORT; sets HAP_PID (the process we started: one thread,
+# no master) and HAP_PORT. It is stopped with SIGUSR1, its graceful stop
+# (on SIGTERM it dies of the signal, exit status 143).
+start_haproxy() {
+    local tag=$1 bport=$2 dir=$out/proxy/haproxy try port pid
+    for try in 1 2 3; do
+        port=$("$bin/loadgen" freeport) || return 1
+        haproxy_conf "$dir" "$port" "$bport"
+        "${srv_run[@]}" haproxy -f "$dir/haproxy.cfg" -db \
+            >>"$logs/$tag.haproxy.out" 2>>"$logs/$tag.haproxy.err" </dev/null &
+        pid=$!
+        started+=("$pid")
+        if echo_ready "$port" "$logs/$tag.haproxy.check"; then
+            HAP_PID=$pid
+            HAP_PORT=$port
+            return 0
+        fi
+        stop_server "$pid" USR1
+        echo "bench: haproxy did not start on port $port (try $try; see $logs/$tag.haproxy.err)" >&2
+    done
+    return 1
+}
+
+# proxy_round ROUND: the backend (raw_epoll_echo), tcp_proxy and HAProxy
+# started fresh, both proxies in front of that one backend. One load
+# generator run drives the two proxies in turns, 100 ms slices, as pair()
+# does (HAProxy first in odd rounds, tcp_proxy first in even ones): 50
+# connections kept open (s14_proxy_50), then 50 clients that each open a
+# new connection per request (s14_proxy_conn). Each proxy's CPU is the
+# kernel's exact count (schedstat) over the run, divided by the requests
+# it passed. Then one connection to each of the three - the backend
+# directly and each proxy - round trips in turns (s14_proxy_lat): what a
+# proxy adds is its p50 minus the backend's.
+proxy_round() {
+    local round=$1 k
+    local tag=s14_proxy.$round
+    if ! start_server "$tag.backend" "$bin/raw_epoll_echo"; then
+        failures=$((failures + 1))
+        return
+    fi
+    local bpid=$SRV_PID bport=$SRV_PORT
+    if ! start_server "$tag.tcp_proxy" "$ex/tcp_proxy" -b "127.0.0.1:$bport" -t 60 -g 0; then
+        failures=$((failures + 1))
+        stop_server "$bpid"
+        return
+    fi
+    local tpid=$SRV_PID tport=$SRV_PORT
+    if ! echo_ready "$tport" "$logs/$tag.tcp_proxy.check" ||
+        ! start_haproxy "$tag" "$bport"; then
+        echo "bench: s14_proxy round $round: a proxy does not pass the echo on" \
+            "(see $logs/$tag.*)" >&2
+        failures=$((failures + 1))
+        stop_server "$tpid"
+        stop_server "$bpid"
+        return
+    fi
+    local pids=("$HAP_PID" "$tpid") ports=("$HAP_PORT" "$tport") names=(haproxy tcp_proxy)
+    local a=0 b=1
+    if [ $((round % 2)) = 0 ]; then
+        a=1 b=0
+    fi
+    local mode scen line rc c0=() c1=() s v p50 p99 tot cpu
+    for mode in pingpong connect; do
+        scen=s14_proxy_50
+        [ "$mode" = connect ] && scen=s14_proxy_conn
+        for k in 0 1; do
+            c0[k]=$(cpu_us "${pids[k]}")
+        done
+        line=$("${limit[@]}" "${lg_run[@]}" "$bin/loadgen" "$mode" -p "${ports[a]}" \
+            -q "${ports[b]}" -c 50 -s 64 -d "$ms" 2>>"$logs/$scen.$round.loadgen.err")
+        rc=$?
+        for k in 0 1; do
+            c1[k]=$(cpu_us "${pids[k]}")
+        done
+        echo "$scen.$round (A ${names[a]}, B ${names[b]}): $line" >>"$logs/loadgen.out"
+        if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+            echo "bench: $scen round $round: the load generator failed (status $rc):" >&2
+            sed 's/^/  /' "$logs/$scen.$round.loadgen.err" >&2
+            failures=$((failures + 1))
+            continue
+        fi
+        for k in 0 1; do
+            s=_a
+            [ "$k" = "$b" ] && s=_b
+            v=$(side_field "$line" rps "$s")
+            p50=$(side_field "$line" p50"$s" _us)
+            p99=$(side_field "$line" p99"$s" _us)
+            tot=$(side_field "$line" total "$s")
+            cpu=$(awk -v a="${c0[k]}" -v b="${c1[k]}" -v n="$tot" 'BEGIN { printf "%.3f", (b - a) / n }')
+            echo "$scen,${names[k]},$round,req/s,$v,$p50,$p99,$cpu,,$ms" >>"$runs"
+            printf '  %-14s %-17s #%d  %9s req/s  p50 %8s p99 %9s us  cpu %7s us/req\n' \
+                "$scen" "${names[k]}" "$round" "$v" "$p50" "$p99" "$cpu"
+        done
+    done
+    scen=s14_proxy_lat
+    line=$("${limit[@]}" "${lg_run[@]}" "$bin/loadgen" abping -p "$bport" -q "${ports[a]}" \
+        -r "${ports[b]}" -s 64 -d "$lat_ms" 2>>"$logs/$scen.$round.loadgen.err")
+    rc=$?
+    echo "$scen.$round (A backend, B ${names[a]}, C ${names[b]}): $line" >>"$logs/loadgen.out"
+    if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+        echo "bench: $scen round $round: the load generator failed (status $rc):" >&2
+        sed 's/^/  /' "$logs/$scen.$round.loadgen.err" >&2
+        failures=$((failures + 1))
+    else
+        local d50 d99
+        d50=$(side_field "$line" p50_a _us)
+        d99=$(side_field "$line" p99_a _us)
+        echo "$scen,direct,$round,added_us,,$d50,$d99,,,$lat_ms" >>"$runs"
+        for k in 0 1; do
+            s=_b
+            [ "$k" = "$b" ] && s=_c
+            p50=$(side_field "$line" p50"$s" _us)
+            p99=$(side_field "$line" p99"$s" _us)
+            v=$(awk -v p="$p50" -v d="$d50" 'BEGIN { printf "%.2f", p - d }')
+            echo "$scen,${names[k]},$round,added_us,$v,$p50,$p99,,,$lat_ms" >>"$runs"
+            printf '  %-14s %-17s #%d  p50 %8s us (direct %s us): adds %s us; p99 %s us\n' \
+                "$scen" "${names[k]}" "$round" "$p50" "$d50" "$v" "$p99"
+        done
+    fi
+    stop_server "$HAP_PID" USR1
+    stop_server "$tpid"
+    stop_server "$bpid"
+}
+
 start_time=$(date +%s)
 {
     echo "cpus: $ncpu"
@@ -725,6 +907,9 @@ start_time=$(date +%s)
     fi
     if part tls && [ "${BENCH_TLS:-}" = 1 ] && command -v openssl >/dev/null 2>&1; then
         echo "tls: $(openssl version)"
+    fi
+    if part proxy && command -v haproxy >/dev/null 2>&1; then
+        echo "proxy: $(haproxy -v 2>&1 | awk 'NR == 1 { print $1, $2, $3 }')"
     fi
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     if command -v git >/dev/null 2>&1 && git rev-parse --git-dir >/dev/null 2>&1; then
@@ -875,6 +1060,21 @@ if part tls; then
             sed 's/^/  /' "$logs/openssl.out" >&2
             failures=$((failures + 1))
         fi
+    fi
+fi
+
+if part proxy; then
+    if ! command -v haproxy >/dev/null 2>&1; then
+        echo "== 14. proxy: skipped, it needs haproxy (Debian: apt-get install haproxy)"
+    else
+        echo "== 14. tcp_proxy vs HAProxy (mode tcp, one thread), raw_epoll_echo behind both:"
+        echo "   50 connections kept open, a new connection per request, 64-byte messages;"
+        echo "   then the latency each adds, one connection, round trips in turns with the backend"
+        mkdir -p "$out/proxy/haproxy"
+        lat_ms=$(awk -v ms="$ms" 'BEGIN { s = int(ms / 2); print s < 200 ? 200 : s }')
+        for r in $(seq "$rounds"); do
+            proxy_round "$r"
+        done
     fi
 fi
 

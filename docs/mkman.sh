@@ -2,11 +2,13 @@
 # mkman.sh - write the section 3 man pages of libnetx from include/netx.h
 # (and of libnetx_tls from include/netx_tls.h).
 #
-#   sh docs/mkman.sh OUTDIR [HEADER]
+#   sh docs/mkman.sh [-d DOCDIR] OUTDIR [HEADER]
 #
-# HEADER defaults to include/netx.h beside this script. The header is the API
-# reference: each public function (a NETX_API prototype) and each public
-# typedef has a comment above it in the form of a man page:
+# HEADER defaults to include/netx.h beside this script. DOCDIR is where
+# `make install` puts the documentation (README.md, docs/); the overview
+# page says so. The header is the API reference: each public function (a
+# NETX_API prototype) and each public typedef has a comment above it in the
+# form of a man page:
 #
 #   /*
 #    * netx_name - one-line summary, ending with a full stop.
@@ -17,20 +19,39 @@
 #    * examples, printed as they are.
 #    *
 #    * RETURN VALUE          (also ERRORS, BLOCKING, THREAD SAFETY,
-#    *   ...                  and "BLOCKING, THREAD SAFETY")
+#    *   ...                  "BLOCKING, THREAD SAFETY" and COST)
+#    *
+#    * EXAMPLE
+#    *   Optional prose, at the heading's indent plus two.
+#    *
+#    *     int code(void)     C, two columns deeper: it must compile as it
+#    *     {                  is, after #include <netx.h> (make test
+#    *         ...            checks that, with tests/man.sh)
+#    *     }
 #    */
+#
+# A function whose example is another's says "EXAMPLE: see netx_other()"
+# instead, and its page shows that example (which must then use it).
+# EXAMPLE becomes the EXAMPLES section, written last, before SEE ALSO.
 #
 # One page is written per function and per typedef (OUTDIR/netx_name.3),
 # plus an overview named after the header (netx.3 for netx.h, netx_tls.3
-# for netx_tls.h), made from the header's opening comment and its
-# "Step" groups. Only POSIX sh, awk and mkdir are used, so the pages can be
-# built wherever the library builds; the output is the same with mawk, gawk,
-# the one true awk and busybox awk.
+# for netx_tls.h), made from the header's opening comment (with its own
+# ENVIRONMENT and EXAMPLE headings), its "Workflow step" and "Guide step"
+# groups, and DOCDIR. Only POSIX sh, awk, date and mkdir are used, so the
+# pages can be built wherever the library builds; the output is the same
+# with mawk, gawk, the one true awk and busybox awk. The date on the pages
+# is today's, or SOURCE_DATE_EPOCH's when that is set (reproducible builds).
 
 set -u
 
+docdir=
+if [ $# -ge 2 ] && [ "$1" = -d ]; then
+    docdir=$2
+    shift 2
+fi
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-    echo "usage: sh docs/mkman.sh OUTDIR [HEADER]" >&2
+    echo "usage: sh docs/mkman.sh [-d DOCDIR] OUTDIR [HEADER]" >&2
     exit 2
 fi
 outdir=$1
@@ -61,9 +82,18 @@ if [ -z "$version" ]; then
                    END { print v }' "${header%/*}/netx.h" 2>/dev/null)
 fi
 
-# The directory goes through the environment: awk -v would turn any
-# backslash in it into an escape sequence.
-MKMAN_OUTDIR=$outdir MKMAN_BASE=$base MKMAN_LIBS=$libs MKMAN_VERSION=$version awk '
+# The date of the pages (ISO 8601, which groff and mandoc both take).
+if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
+    date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d 2>/dev/null ||
+        date -u -r "$SOURCE_DATE_EPOCH" +%Y-%m-%d)
+else
+    date=$(date -u +%Y-%m-%d)
+fi
+
+# The directories go through the environment: awk -v would turn any
+# backslash in them into an escape sequence.
+MKMAN_OUTDIR=$outdir MKMAN_BASE=$base MKMAN_LIBS=$libs MKMAN_VERSION=$version \
+MKMAN_DATE=$date MKMAN_DOCDIR=$docdir awk '
 # --------------------------------------------------------------------------
 # Text helpers
 # --------------------------------------------------------------------------
@@ -145,7 +175,7 @@ BEGIN {
     hbase = ENVIRON["MKMAN_BASE"]  # "netx" for netx.h
     ncomment = 0    # lines of the comment just read
     nentry = 0      # documented functions and typedefs
-    group = ""      # the header section ("Step 1: create a socket")
+    group = ""      # the header section ("Workflow step 1: create a socket")
     ngroups = 0
     intro_n = 0     # the opening comment, for netx.3
     seen_code = 0   # any code yet (the opening comment comes before it)
@@ -201,10 +231,16 @@ state == "after_comment" && /^[ \t]*$/ {
 }
 
 state == "after_comment" && /^NETX_API / {
+    # The prototype up to its ";", without what only the compiler reads:
+    # the #if lines around a printf format attribute, and the attribute.
     proto = $0
     while (proto !~ /;/ && (getline more) > 0) {
-        proto = proto " " trim(more)
+        if (trim(more) !~ /^#/) {
+            proto = proto " " trim(more)
+        }
     }
+    sub(/[ \t]*__attribute__\(\(.*\)\)[ \t]*/, "", proto)
+    sub(/[ \t]+;/, ";", proto)
     add_entry("function", proto)
     state = "code"
     next
@@ -249,7 +285,7 @@ state == "after_comment" && /^typedef struct / {
     state = "code"
 }
 
-function add_entry(kind, decl,    name, n, i, first) {
+function add_entry(kind, decl,    name, n, i, first, s, nl, nx, inex) {
     if (kind == "function") {
         decl = replace(decl, "NETX_API ", "")
         gsub(/[ \t]+/, " ", decl)
@@ -272,18 +308,78 @@ function add_entry(kind, decl,    name, n, i, first) {
     }
     nentry++
     e_name[nentry] = name
+    e_index[name] = nentry
     e_kind[nentry] = kind
     e_decl[nentry] = decl
     e_group[nentry] = group
-    e_nlines[nentry] = ncomment
+    # The EXAMPLE section goes apart: it is written last, and may be shared.
+    nl = 0
+    nx = 0
+    inex = 0
+    e_exsee[nentry] = ""
     for (i = 1; i <= ncomment; i++) {
-        e_line[nentry, i] = comment[i]
+        s = comment[i]
+        if (is_heading(s)) {
+            inex = is_example_heading(s)
+            if (inex) {
+                e_exsee[nentry] = example_see(s)
+                continue
+            }
+        }
+        if (inex) {
+            e_ex[nentry, ++nx] = s
+        } else {
+            e_line[nentry, ++nl] = s
+        }
     }
+    e_nlines[nentry] = nl
+    e_nex[nentry] = nx
 }
 
 # --------------------------------------------------------------------------
 # Writing a page
 # --------------------------------------------------------------------------
+
+# Write a line of filled text, broken at spaces so that no source line is
+# much longer than 80 bytes (the width is for the reader to choose; this is for those
+# who read the roff). A piece that would start with a control character
+# is protected with \&.
+function put(out, s,    w, nw, i, word, line) {
+    nw = split(s, w, " ")
+    line = ""
+    for (i = 1; i <= nw; i++) {
+        word = w[i]
+        if (line != "" && length(line) + 1 + length(word) > 79) {
+            print line > out
+            line = ""
+        }
+        if (line == "" && word ~ /^[.\047]/) {
+            word = "\\&" word
+        }
+        line = (line == "" ? word : line " " word)
+    }
+    if (line != "") {
+        print line > out
+    }
+}
+
+# Start a paragraph, except right after a heading (where it would be an
+# empty paragraph: mandoc -T lint says so).
+function para_break(out) {
+    if (!FRESH) {
+        print ".PP" > out
+    }
+    FRESH = 0
+}
+
+function heading(out, name) {
+    if (name ~ / /) {
+        printf(".SH \"%s\"\n", name) > out
+    } else {
+        print ".SH " name > out
+    }
+    FRESH = 1
+}
 
 # A tagged list item: "  name   text" (a tag, two or more spaces, text).
 # Sets TAG and BODY. In ERRORS a line that starts with an errno name and one
@@ -321,30 +417,32 @@ function section(out, n, base, in_errors,    i, s, ind, mode, item_ind) {
         }
         ind = indent_of(s)
         if (mode == "item" && ind > item_ind) {
-            print text_line(trim(s)) > out
+            put(out, text_line(trim(s)))
         } else if (ind > base && ind <= base + 2 && substr(trim(s), 1, 2) == "- ") {
             end_verbatim(out, mode)
             print ".IP \\(bu 2" > out
-            print text_line(substr(trim(s), 3)) > out
+            put(out, text_line(substr(trim(s), 3)))
             mode = "item"
             item_ind = ind
+            FRESH = 0
         } else if (ind <= base + 2 && is_item(s, in_errors)) {
             end_verbatim(out, mode)
             print ".TP" > out
             print (in_errors ? "\\fB" : "\\fI") esc(TAG) "\\fP" > out
-            print text_line(BODY) > out
+            put(out, text_line(BODY))
             mode = "item"
             item_ind = ind
+            FRESH = 0
         } else if (ind <= base) {
             if (mode != "prose") {
                 end_verbatim(out, mode)
-                print ".PP" > out
+                para_break(out)
             }
-            print text_line(trim(s)) > out
+            put(out, text_line(trim(s)))
             mode = "prose"
         } else {
             if (mode != "verbatim") {
-                print ".PP" > out
+                para_break(out)
                 print ".RS 4" > out
                 print ".nf" > out
             }
@@ -363,6 +461,64 @@ function end_verbatim(out, mode) {
         return "gap"
     }
     return mode
+}
+
+# The EXAMPLES section from the lines EX[1..n] of an EXAMPLE: prose at the
+# indent of the heading plus two (filled), C two columns deeper (unfilled, as
+# it is, so that it can be copied; tests/man.sh compiles it). A blank line
+# inside the C stays in it.
+function examples(out, n, from,    i, j, s, ind, mode, base) {
+    for (i = 1; i <= n && trim(EX[i]) == ""; i++) {
+    }
+    if (i > n) {
+        return
+    }
+    heading(out, "EXAMPLES")
+    # Where the example is written, for tests/man.sh to say.
+    printf(".\\\" From the EXAMPLE of %s in include/%s.h.\n", from, hbase) > out
+    base = 2
+    mode = ""       # "", "gap", "prose" or "code"
+    for (; i <= n; i++) {
+        s = EX[i]
+        if (trim(s) == "") {
+            if (mode == "code") {
+                for (j = i + 1; j <= n && trim(EX[j]) == ""; j++) {
+                }
+                if (j <= n && indent_of(EX[j]) > base) {
+                    print "" > out
+                    continue
+                }
+                print ".fi" > out
+                print ".RE" > out
+            }
+            mode = (mode == "" ? "" : "gap")
+            continue
+        }
+        ind = indent_of(s)
+        if (ind > base) {
+            if (mode != "code") {
+                para_break(out)
+                print ".RS 2" > out
+                print ".nf" > out
+                mode = "code"
+            }
+            print esc(substr(s, (ind < base + 2 ? ind : base + 2) + 1)) > out
+        } else {
+            if (mode == "code") {
+                print ".fi" > out
+                print ".RE" > out
+            }
+            if (mode != "prose") {
+                para_break(out)
+            }
+            put(out, text_line(trim(s)))
+            mode = "prose"
+        }
+    }
+    if (mode == "code") {
+        print ".fi" > out
+        print ".RE" > out
+    }
 }
 
 # The prototype, broken after a comma when it is long and continued under
@@ -396,8 +552,15 @@ function synopsis_proto(out, decl, name,    open, pad, rest, cut, i, nl, width, 
     }
 }
 
+function page_head(out, title) {
+    printf(".\\\" Generated by docs/mkman.sh from include/%s.h; do not edit.\n", hbase) > out
+    printf(".TH %s 3 %s \"libnetx %s\" \"libnetx Manual\"\n", title, date, version) > out
+    print ".nh" > out
+    print ".ad l" > out
+}
+
 function write_page(k,    name, out, n, i, s, first, summary, para, p, np, heads,
-                    secname, j, m, word, title) {
+                    secname, j, m, word) {
     name = e_name[k]
     out = outdir "/" name ".3"
     n = e_nlines[k]
@@ -424,16 +587,19 @@ function write_page(k,    name, out, n, i, s, first, summary, para, p, np, heads
     }
     sub(/[.:]$/, "", summary)
     e_summary[k] = summary
+    # A type named after its header (netx_tls in netx_tls.h) is described
+    # on the overview page, which has its name.
+    if (name == hbase) {
+        merged = k
+        merged_p = p
+        return
+    }
 
-    title = toupper(name)
-    printf(".\\\" Generated by docs/mkman.sh from include/%s.h; do not edit.\n", hbase) > out
-    printf(".TH %s 3 \"\" \"libnetx %s\" \"libnetx Manual\"\n", title, version) > out
-    print ".nh" > out
-    print ".ad l" > out
-    print ".SH NAME" > out
-    print name " \\- " esc(summary) > out
+    page_head(out, toupper(name))
+    heading(out, "NAME")
+    put(out, name " \\- " esc(summary))
 
-    print ".SH SYNOPSIS" > out
+    heading(out, "SYNOPSIS")
     print ".nf" > out
     print ".B #include <" hbase ".h>" > out
     print ".PP" > out
@@ -449,8 +615,9 @@ function write_page(k,    name, out, n, i, s, first, summary, para, p, np, heads
 
     # DESCRIPTION: the first paragraph as a sentence, then everything up to
     # the first heading.
-    print ".SH DESCRIPTION" > out
-    print text_line(upper_first(para)) > out
+    heading(out, "DESCRIPTION")
+    put(out, text_line(upper_first(para)))
+    FRESH = 0
     split("", SEC)
     secname = "DESCRIPTION"
     m = 0
@@ -467,24 +634,19 @@ function write_page(k,    name, out, n, i, s, first, summary, para, p, np, heads
     }
     flush_section(out, secname, m)
 
+    split("", EX)
+    for (i = 1; i <= e_nex[k]; i++) {
+        EX[i] = e_ex[k, i]
+    }
+    examples(out, e_nex[k], e_exsee[k] != "" ? e_exsee[k] : name)
+
     # SEE ALSO: the functions and pages the comment names, the other
     # functions of the same group, and the overview.
     nsee = 0
     split("", SEEN)
     SEEN[name] = 1
     for (i = 1; i <= n; i++) {
-        s = e_line[k, i]
-        while (match(s, /[A-Za-z_][A-Za-z0-9_]*\([0-9]?\)/)) {
-            word = substr(s, RSTART, RLENGTH)
-            s = substr(s, RSTART + RLENGTH)
-            if (word ~ /\(\)$/) {
-                if (word !~ /^netx_/) {
-                    continue
-                }
-                word = substr(word, 1, length(word) - 2) "(3)"
-            }
-            add_see(word)
-        }
+        see_refs(e_line[k, i])
     }
     for (j = 1; j <= nentry; j++) {
         if (e_group[j] == e_group[k]) {
@@ -492,14 +654,25 @@ function write_page(k,    name, out, n, i, s, first, summary, para, p, np, heads
         }
     }
     add_see(hbase "(3)")
-    print ".SH SEE ALSO" > out
-    for (i = 1; i <= nsee; i++) {
-        word = SEE[i]
-        j = index(word, "(")
-        print "\\fB" esc(substr(word, 1, j - 1)) "\\fP" substr(word, j) (i < nsee ? "," : "") > out
-    }
+    write_see(out)
     close(out)
     written++
+}
+
+# Add the pages that the text s names: "socket(2)", and "netx_recv()" as
+# netx_recv(3).
+function see_refs(s,    word) {
+    while (match(s, /[A-Za-z_][A-Za-z0-9_]*\([0-9]?\)/)) {
+        word = substr(s, RSTART, RLENGTH)
+        s = substr(s, RSTART + RLENGTH)
+        if (word ~ /\(\)$/) {
+            if (word !~ /^netx_/) {
+                continue
+            }
+            word = substr(word, 1, length(word) - 2) "(3)"
+        }
+        add_see(word)
+    }
 }
 
 function add_see(word,    base) {
@@ -511,8 +684,33 @@ function add_see(word,    base) {
     SEE[++nsee] = word
 }
 
+function write_see(out,    i, j, word) {
+    heading(out, "SEE ALSO")
+    for (i = 1; i <= nsee; i++) {
+        word = SEE[i]
+        j = index(word, "(")
+        print "\\fB" esc(substr(word, 1, j - 1)) "\\fP" substr(word, j) (i < nsee ? "," : "") > out
+    }
+}
+
 function is_heading(s) {
-    return s ~ /^(RETURN VALUE|ERRORS|BLOCKING|THREAD SAFETY|BLOCKING, THREAD SAFETY)[ \t]*$/
+    return s ~ /^(RETURN VALUE|ERRORS|RETURN VALUE, ERRORS|BLOCKING|THREAD SAFETY|BLOCKING, THREAD SAFETY|COST|ENVIRONMENT|SEE ALSO)[ \t]*$/ ||
+           is_example_heading(s)
+}
+
+# "EXAMPLE", or "EXAMPLE: see netx_other()" for an example kept with
+# another function.
+function is_example_heading(s) {
+    return s ~ /^EXAMPLES?[ \t]*$/ || s ~ /^EXAMPLES?: see [A-Za-z_][A-Za-z0-9_]*\(\)[ \t]*$/
+}
+
+function example_see(s) {
+    if (s !~ /: see /) {
+        return ""
+    }
+    sub(/.*: see /, "", s)
+    sub(/\(\).*/, "", s)
+    return s
 }
 
 function flush_section(out, secname, m,    i, base, got) {
@@ -523,11 +721,12 @@ function flush_section(out, secname, m,    i, base, got) {
             break
         }
     }
-    if (!got) {
+    # A SEE ALSO of its own adds its pages to the one SEE ALSO written last.
+    if (!got || secname == "SEE ALSO") {
         return
     }
     if (secname != "DESCRIPTION") {
-        printf(".SH \"%s\"\n", secname) > out
+        heading(out, secname)
         base = indent_of(SEC[i])
     } else {
         base = 0
@@ -535,20 +734,19 @@ function flush_section(out, secname, m,    i, base, got) {
     section(out, m, base, secname == "ERRORS")
 }
 
-# The overview page: the header opening comment and the list of pages.
-function write_overview(    out, i, g, j, n, first, p, s, para) {
+# The overview page: the opening comment of the header (its ENVIRONMENT and
+# EXAMPLE too), the functions by group, where the documentation is, and
+# every page.
+function write_overview(    out, i, g, j, n, first, p, s, para, secname, nx, nsec, docdir) {
     out = outdir "/" hbase ".3"
-    printf(".\\\" Generated by docs/mkman.sh from include/%s.h; do not edit.\n", hbase) > out
-    printf(".TH %s 3 \"\" \"libnetx %s\" \"libnetx Manual\"\n", toupper(hbase), version) > out
-    print ".nh" > out
-    print ".ad l" > out
-    print ".SH NAME" > out
+    page_head(out, toupper(hbase))
+    heading(out, "NAME")
     first = intro[1]
     sub(/^[^ ]+ - /, "", first)
     para = first
     for (i = 2; i <= intro_n; i++) {
         s = intro[i]
-        if (trim(s) == "" || indent_of(s) > 0) {
+        if (trim(s) == "" || indent_of(s) > 0 || is_heading(s)) {
             break
         }
         para = para " " trim(s)
@@ -559,42 +757,171 @@ function write_overview(    out, i, g, j, n, first, p, s, para) {
         s = substr(s, 1, j - 1)
     }
     sub(/[.:]$/, "", s)
-    print esc(hbase) " \\- " esc(s) > out
-    print ".SH SYNOPSIS" > out
+    put(out, esc(hbase) " \\- " esc(s))
+    heading(out, "SYNOPSIS")
     print ".nf" > out
     print ".B #include <" hbase ".h>" > out
     print ".PP" > out
-    print "cc ... " esc(ENVIRON["MKMAN_LIBS"]) > out
-    print ".fi" > out
-    # NAME has said what the library is; the description goes on from there.
-    print ".SH DESCRIPTION" > out
-    n = 0
-    split("", SEC)
-    for (i = p; i <= intro_n; i++) {
-        SEC[++n] = intro[i]
+    print "cc ... " esc(ENVIRONMENT_LIBS) > out
+    if (merged) {
+        print ".PP" > out
+        print esc(e_decl[merged]) > out
     }
+    print ".fi" > out
+
+    # The opening comment: the description up to its first heading, then
+    # its ENVIRONMENT and SEE ALSO sections, kept for their places below.
+    secname = "DESCRIPTION"
+    n = 0
+    nx = 0
+    nenv = 0
+    split("", SEC)
+    split("", EX)
+    split("", ENVL)
+    split("", SEEL)
+    nseel = 0
+    for (i = p; i <= intro_n; i++) {
+        s = intro[i]
+        if (is_heading(s)) {
+            secname = is_example_heading(s) ? "EXAMPLES" : trim(s)
+            continue
+        }
+        if (secname == "DESCRIPTION") {
+            SEC[++n] = s
+        } else if (secname == "EXAMPLES") {
+            EX[++nx] = s
+        } else if (secname == "ENVIRONMENT") {
+            ENVL[++nenv] = s
+        } else {
+            SEEL[++nseel] = s
+        }
+    }
+    # NAME has said what the library is; the description goes on from there.
+    heading(out, "DESCRIPTION")
     section(out, n, 0, 0)
-    print ".SH FUNCTIONS" > out
-    for (g = 1; g <= ngroups; g++) {
-        printf(".SS \"%s\"\n", esc(groups[g])) > out
+    if (merged) {
+        # The type of the same name: its summary and description.
+        split("", SEC)
+        n = 0
+        for (i = 1; i < merged_p; i++) {
+            SEC[++n] = e_line[merged, i]
+        }
+        sub(/^[A-Za-z0-9_]+ - /, "", SEC[1])
+        SEC[1] = "The type " hbase ": " SEC[1]
+        SEC[++n] = ""
+        for (i = merged_p; i <= e_nlines[merged]; i++) {
+            SEC[++n] = e_line[merged, i]
+        }
+        section(out, n, 0, 0)
+    }
+
+    heading(out, "FUNCTIONS")
+    for (g = 0; g <= ngroups; g++) {
+        nsec = 0
         for (j = 1; j <= nentry; j++) {
-            if (e_group[j] == groups[g]) {
+            if (e_group[j] == (g == 0 ? "" : groups[g])) {
+                if (nsec++ == 0) {
+                    printf(".SS \"%s\"\n", esc(g == 0 ? "Types" : groups[g])) > out
+                }
                 print ".TP" > out
                 printf("\\fB%s\\fP(3)\n", esc(e_name[j])) > out
-                print esc(e_summary[j]) "." > out
+                put(out, esc(e_summary[j]) ".")
             }
         }
     }
+
+    if (nenv > 0) {
+        heading(out, "ENVIRONMENT")
+        split("", SEC)
+        for (i = 1; i <= nenv; i++) {
+            SEC[i] = ENVL[i]
+        }
+        section(out, nenv, 2, 0)
+    }
+
+    heading(out, "FILES")
+    docdir = ENVIRON["MKMAN_DOCDIR"]
+    if (docdir == "") {
+        put(out, "The documentation is in the source tree: README.md, docs/*.md, and the " \
+            "tutorial in docs/tutorial/. \\fBmake install\\fP installs it.")
+    } else {
+        sub(/\/+$/, "", docdir)
+        print ".TP" > out
+        print "\\fI" esc(docdir) "/README.md\\fP" > out
+        put(out, "Start here: what libnetx is, how to build, test and install it, and its " \
+            "source files in the order the article teaches them.")
+        print ".TP" > out
+        print "\\fI" esc(docdir) "/docs/tutorial/README.md\\fP" > out
+        put(out, "The tutorial: the article\047s workflow and guide one step a chapter, each " \
+            "in Python, plain C and libnetx, with programs to run and mistakes to make.")
+        print ".TP" > out
+        print "\\fI" esc(docdir) "/docs/errors.md\\fP" > out
+        put(out, "Every error a call can report: its errno, when it happens, and the " \
+            "sentence \\fBnetx_last_error\\fP() gives.")
+        print ".TP" > out
+        print "\\fI" esc(docdir) "/docs/\\fP" > out
+        put(out, "The rest: design.md (why the library is as it is), performance.md, " \
+            "reliability.md.")
+    }
+
+    examples(out, nx, "the opening comment")
+
+    nsee = 0
+    split("", SEEN)
+    SEEN[hbase] = 1
+    for (j = 1; j <= nentry; j++) {
+        add_see(e_name[j] "(3)")
+    }
+    if (merged) {
+        for (i = 1; i <= e_nlines[merged]; i++) {
+            see_refs(e_line[merged, i])
+        }
+    }
+    for (i = 1; i <= nseel; i++) {
+        see_refs(SEEL[i])
+    }
+    write_see(out)
     close(out)
     written++
 }
 
+# An "EXAMPLE: see netx_other()" takes the example of netx_other, which must be
+# its own.
+function resolve_examples(    k, j, i, other) {
+    for (k = 1; k <= nentry; k++) {
+        other = e_exsee[k]
+        if (other == "") {
+            continue
+        }
+        j = (other in e_index) ? e_index[other] : 0
+        if (j == 0 || e_nex[j] == 0 || e_exsee[j] != "") {
+            printf("mkman.sh: %s: \"EXAMPLE: see %s()\": %s has no example of its own\n",
+                   e_name[k], other, other) > "/dev/stderr"
+            problems++
+            continue
+        }
+        if (e_nex[k] > 0) {
+            printf("mkman.sh: %s: an example of its own after \"EXAMPLE: see %s()\"\n",
+                   e_name[k], other) > "/dev/stderr"
+            problems++
+            continue
+        }
+        for (i = 1; i <= e_nex[j]; i++) {
+            e_ex[k, i] = e_ex[j, i]
+        }
+        e_nex[k] = e_nex[j]
+    }
+}
+
 END {
     version = ENVIRON["MKMAN_VERSION"]
+    date = ENVIRON["MKMAN_DATE"]
+    ENVIRONMENT_LIBS = ENVIRON["MKMAN_LIBS"]
     if (nentry == 0) {
         print "mkman.sh: no documented NETX_API function found" > "/dev/stderr"
         exit 1
     }
+    resolve_examples()
     for (ek = 1; ek <= nentry; ek++) {
         write_page(ek)
     }

@@ -83,19 +83,19 @@ finish() {
     fi
 }
 
-part "Steps 1-4 of the guide: hello_server and hello_client (server.py and client.py in C)"
+part "Guide steps 1-4: hello_server and hello_client (server.py and client.py in C)"
 say "the server creates a socket, binds, listens and accepts; the client connects"
 start hello_server -p 0
 client hello_client -p "$port" || exit 1
 finish
 
-part "Step 4 of the workflow: exchange data - echo_server and echo_client"
+part "Workflow step 4, exchange data: echo_server and echo_client"
 say "every line the client sends comes back; the server serves one client at a time"
 start echo_server -p 0
 client echo_client -p "$port" "Hello, echo!" "one more line" || exit 1
 stop
 
-part "Step 5 of the guide: enhance with threads - threaded_server with three clients at once"
+part "Guide step 5, enhance with threads: threaded_server with three clients at once"
 say "a thread per client, so the three are served together"
 start threaded_server -p 0 -n 8
 NETX_TRACE=0 client echo_client -p "$port" "client A" &
@@ -107,19 +107,19 @@ c=$!
 wait "$a" && wait "$b" && wait "$c" || exit 1
 stop
 
-part "Step 6 of the guide: switch to UDP - udp_server and udp_client"
+part "Guide step 6, switch to UDP: udp_server and udp_client"
 say "no listen, no accept: recvfrom tells the server where to send each reply"
 start udp_server -p 0
 client udp_client -p "$port" "a datagram" "another one" || exit 1
 stop
 
-part "Event-driven systems: poll_server, one thread for many clients"
+part "Architecture 4, event-driven systems: poll_server, one thread for many clients"
 say "non-blocking sockets and poll(): the same echo, for thousands of clients"
 start poll_server -p 0
 NETX_TRACE=0 client echo_client -p "$port" "served by poll()" || exit 1
 stop
 
-part "Event-driven at scale: event_server, on netx_poller (epoll)"
+part "Architecture 4, event-driven at scale: event_server, on netx_poller (epoll)"
 say "the same echo on the library's readiness API and output buffer: each wait"
 say "reports only the ready sockets, so idle clients cost nothing"
 start event_server -p 0
@@ -139,7 +139,7 @@ IFS= read -r -t 5 line <&3 && echo "   (client) | got back: $line"
 exec 3>&-
 finish
 
-# Step 7 needs a certificate: a throwaway CA and a certificate for
+# Guide step 7 needs a certificate: a throwaway CA and a certificate for
 # localhost, made here with the openssl command, valid for a day.
 make_certs() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
@@ -153,7 +153,7 @@ make_certs() {
 }
 
 if [ -x "$dir/tls_server" ] && [ -x "$dir/tls_client" ]; then
-    part "Step 7 of the guide: secure your connection - tls_server and tls_client"
+    part "Guide step 7, secure your connection: tls_server and tls_client"
     if command -v openssl >/dev/null 2>&1 && make_certs; then
         say "the client checks the server's certificate against our throwaway CA"
         say "and its name, then everything goes encrypted; the trace shows the handshake"
@@ -168,7 +168,7 @@ if [ -x "$dir/tls_server" ] && [ -x "$dir/tls_client" ]; then
     fi
 fi
 
-part "The web: http_server, files over HTTP/1.1, and curl as its client"
+part "Use case 1, the web: http_server, files over HTTP/1.1, and curl as its client"
 say "GET and HEAD of the files under a directory, on the event loop; curl, a"
 say "browser or http_client all speak to it"
 mkdir -p "$tmp/www"
@@ -188,7 +188,7 @@ NETX_TRACE=0 $wrap "$dir/http_client" "http://127.0.0.1:$port/missing.html" 2>&1
 [ "${PIPESTATUS[0]}" = 1 ] || exit 1
 stop
 
-part "Real-time chat: chat_server, and two chat_clients talking"
+part "Use case 2, real-time chat: chat_server, and two chat_clients talking"
 say "every line goes to everyone else with its sender's name; each client"
 say "waits on its keyboard and the socket at once (netx_poller)"
 NETX_TRACE=0 start chat_server -p 0
@@ -208,7 +208,7 @@ exec 4>&-
 wait "$alice" || exit 1
 stop
 
-part "Load balancing with failover: tcp_proxy in front of two echo servers"
+part "Architecture 6, load balancing with failover: tcp_proxy in front of two echo servers"
 say "each client goes to the next backend that is up; when one dies, the"
 say "health checks mark it DOWN and the clients never notice"
 NETX_TRACE=0 start event_server -p 0
@@ -232,4 +232,4 @@ stop
 server_pid=$backend_b
 stop
 
-part "Step 5 of the workflow: every connection closed; the demo is over"
+part "Workflow step 5, close: every connection closed; the demo is over"

@@ -1,5 +1,5 @@
 /*
- * echo_client.c - Step 4 of the article's workflow, "Exchange Data", from
+ * echo_client.c - workflow step 4 of the article, "Exchange Data", from
  * the client's side: send lines to an echo server, check that each comes
  * back exactly, and print it.
  *
@@ -234,7 +234,7 @@ int main(int argc, char **argv)
         bad_usage("port 0: a client needs the server's port");
     }
 
-    /* Steps 1-2: create a socket and connect, trying each address of host,
+    /* Workflow steps 1-2: create a socket and connect, trying each address of host,
      * all within the timeout. */
     int fd = netx_tcp_connect(host, port, timeout_ms);
     if (fd < 0) {
@@ -258,7 +258,7 @@ int main(int argc, char **argv)
     netx_reader reader;
     netx_reader_init(&reader, fd, storage, sizeof storage);
 
-    /* Step 4: one line out, its echo back, until there are no more. */
+    /* Workflow step 4: one line out, its echo back, until there are no more. */
     int status = 0;
     unsigned long number = 0;
     if (optind < argc) {
@@ -286,7 +286,7 @@ int main(int argc, char **argv)
         free(line);
     }
 
-    /* Step 5: close. */
+    /* Workflow step 5: close. */
     netx_close(fd);
     return status;
 }

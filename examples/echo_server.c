@@ -1,13 +1,13 @@
 /*
- * echo_server.c - Step 4 of the article's workflow, "Exchange Data", as a
+ * echo_server.c - workflow step 4 of the article, "Exchange Data", as a
  * server that keeps going: it accepts one client at a time and sends back
  * every byte that client sends, until the client closes. Then it takes the
  * next one.
  *
  * One client at a time is the point of this example: while one client is
- * being served, the next waits in the listen backlog. Step 5's
- * threaded_server (a thread per client) and poll_server (one thread,
- * many clients) lift that limit.
+ * being served, the next waits in the listen backlog. threaded_server (a
+ * thread per client, guide step 5) and poll_server (one thread, many
+ * clients, architecture 4) lift that limit.
  *
  *   $ ./echo_server -p 0
  *   listening on 127.0.0.1:40123
@@ -32,7 +32,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: %s [-H HOST] [-p PORT] [-g SECONDS]\n"
             "  Echo every byte back to each client, one client at a time.\n"
-            "  -H HOST     address to listen on (default localhost)\n"
+            "  -H HOST     address to listen on (default localhost; '' for every interface)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
             "  -g SECONDS  on SIGINT or SIGTERM, stop accepting and finish the\n"
             "              current client for at most this long, 0 to 3600\n"
@@ -52,6 +52,28 @@ static void bad_usage(const char *fmt, ...)
     fputc('\n', stderr);
     usage(stderr);
     exit(2);
+}
+
+/*
+ * "-H 127.0.0.1:80" puts a port where only a host goes, a common slip: say
+ * where the port goes rather than fail to resolve it. An IPv6 address has
+ * colons of its own ("::1", "fe80::1"), so only a single colon, or one
+ * after a bracketed address ("[::1]:80"), starts a port.
+ */
+static void check_listen_host(const char *host)
+{
+    const char *colon = strrchr(host, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || digits == 0 || colon[1 + digits] != '\0') {
+        return;
+    }
+    int bracketed = host[0] == '[' && colon > host && colon[-1] == ']';
+    if (!bracketed && strchr(host, ':') != colon) {
+        return; /* an IPv6 address, such as ::1 */
+    }
+    int len = (int)(colon - host) - 2 * bracketed;
+    bad_usage("-H \"%s\" has a port in it: use -H %.*s -p %s", host, len > 0 ? len : 2,
+              len > 0 ? host + bracketed : "''", colon + 1);
 }
 
 /*
@@ -163,6 +185,7 @@ int main(int argc, char **argv)
             return 0;
         case 'H':
             host = optarg;
+            check_listen_host(host);
             break;
         case 'p':
             if (netx_parse_port(optarg, &port) != 0) {
@@ -191,7 +214,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Steps 1-2: socket, bind, listen. */
+    /* Workflow steps 1-2: socket, bind, listen. */
     listener = netx_tcp_listen(host, port, 0);
     if (listener < 0) {
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
@@ -204,7 +227,7 @@ int main(int argc, char **argv)
     printf("listening on %s\n", text);
     fflush(stdout);
 
-    /* Step 3, again and again: accept a client, serve it, close it. */
+    /* Workflow step 3, again and again: accept a client, serve it, close it. */
     while (!netx_stopping()) {
         int client = netx_accept(listener, NULL);
         if (client < 0) {
@@ -219,7 +242,7 @@ int main(int argc, char **argv)
         }
         netx_set_nodelay(client, 1); /* small echoes go out at once */
         serve(client);
-        netx_close(client); /* Step 5 */
+        netx_close(client); /* workflow step 5 */
     }
     if (listener >= 0) {
         netx_close(listener); /* not closed yet by a stop */

@@ -1,5 +1,5 @@
 /*
- * event_server.c - Architecture §4 of the article, at scale: an event-driven
+ * event_server.c - the article's architecture 4, at scale: an event-driven
  * echo server for tens of thousands of connections in one thread.
  *
  * poll_server shows how readiness works underneath: one poll() over every
@@ -121,7 +121,7 @@ static void usage(FILE *out)
             "       [-d SECONDS] [-g SECONDS]\n"
             "  Echo server for tens of thousands of clients in one thread, on\n"
             "  netx_poller (epoll; NETX_POLLER=poll for poll).\n"
-            "  -H HOST     address to listen on (default localhost)\n"
+            "  -H HOST     address to listen on (default localhost; '' for every interface)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
             "  -n MAX      most clients at once, 1 to 1000000 (default 10000);\n"
             "              more are told \"server busy\" and closed\n"
@@ -150,6 +150,28 @@ static void bad_usage(const char *fmt, ...)
     fputc('\n', stderr);
     usage(stderr);
     exit(2);
+}
+
+/*
+ * "-H 127.0.0.1:80" puts a port where only a host goes, a common slip: say
+ * where the port goes rather than fail to resolve it. An IPv6 address has
+ * colons of its own ("::1", "fe80::1"), so only a single colon, or one
+ * after a bracketed address ("[::1]:80"), starts a port.
+ */
+static void check_listen_host(const char *host)
+{
+    const char *colon = strrchr(host, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || digits == 0 || colon[1 + digits] != '\0') {
+        return;
+    }
+    int bracketed = host[0] == '[' && colon > host && colon[-1] == ']';
+    if (!bracketed && strchr(host, ':') != colon) {
+        return; /* an IPv6 address, such as ::1 */
+    }
+    int len = (int)(colon - host) - 2 * bracketed;
+    bad_usage("-H \"%s\" has a port in it: use -H %.*s -p %s", host, len > 0 ? len : 2,
+              len > 0 ? host + bracketed : "''", colon + 1);
 }
 
 /* Read option -opt's value: decimal digits only, lo to hi. */
@@ -279,7 +301,7 @@ static void set_events(struct server *s, struct client *c)
     netx_poller_mod(s->poller, c->fd, events, c);
 }
 
-/* Step 5 for one client: out of the poller (before close), out of the
+/* Workflow step 5 for one client: out of the poller (before close), out of the
  * lists, closed, freed. */
 static void drop_client(struct server *s, struct client *c)
 {
@@ -554,6 +576,7 @@ int main(int argc, char **argv)
             return 0;
         case 'H':
             host = optarg;
+            check_listen_host(host);
             break;
         case 'p':
             if (netx_parse_port(optarg, &port) != 0) {
@@ -606,7 +629,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Steps 1 and 2: socket, bind, listen - with the system's longest queue
+    /* Workflow steps 1 and 2: socket, bind, listen - with the system's longest queue
      * (backlog 0), since thousands of clients may knock at once. The
      * listener is non-blocking, so accepting never waits. */
     s.listener = netx_tcp_listen(host, port, 0);
@@ -628,7 +651,7 @@ int main(int argc, char **argv)
 
     int status = run(&s);
 
-    /* Step 5: close every client (the age list holds them all), then the
+    /* Workflow step 5: close every client (the age list holds them all), then the
      * listener; free everything. */
     while (s.lists[BY_AGE].first != NULL) {
         drop_client(&s, s.lists[BY_AGE].first);

@@ -1,9 +1,9 @@
 /*
- * hello_client.c - Step 3 of the article's guide: a simple TCP client.
+ * hello_client.c - guide step 3 of the article: a simple TCP client.
  *
  * The article's client.py in C: connect to localhost:12345, print what the
- * server says, answer "Thanks, Server!", close. Start hello_server (or the
- * article's server.py) first.
+ * server says, answer "Thanks, Server!", close. Start hello_server, or the
+ * article's own server.py (examples/article/server.py), first.
  *
  *   $ ./hello_client
  *   Server says: Hello from server!
@@ -108,7 +108,7 @@ int main(int argc, char **argv)
         bad_usage("port 0: a client needs the server's port");
     }
 
-    /* Steps 1 and 2: create a socket and connect it (client.connect). Every
+    /* Workflow steps 1 and 2: create a socket and connect it (client.connect). Every
      * address "localhost" has is tried, all within the timeout: a server
      * whose backlog is full drops our handshake, and connect(2) alone would
      * keep retrying for minutes. */
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Step 4: data = client.recv(1024), then client.send(...). */
+    /* Workflow step 4: data = client.recv(1024), then client.send(...). */
     char data[1024 + 1];
     ssize_t n = netx_recv(fd, data, sizeof data - 1);
     int status = 0;
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
     }
 
-    /* Step 5: client.close(). */
+    /* Workflow step 5: client.close(). */
     netx_close(fd);
     return status;
 }

@@ -1,10 +1,10 @@
 /*
- * hello_server.c - Steps 2-4 of the article's guide: a simple TCP server.
+ * hello_server.c - guide steps 2-4 of the article: a simple TCP server.
  *
  * The article's server.py in C, step for step: create a socket, bind it to
  * localhost:12345, listen, accept one client, send "Hello from server!",
- * print what the client says, close. Pair it with hello_client (or the
- * article's client.py):
+ * print what the client says, close. Pair it with hello_client, or with
+ * the article's own client.py (examples/article/client.py):
  *
  *   $ ./hello_server              $ ./hello_client
  *   listening on 127.0.0.1:12345  Server says: Hello from server!
@@ -35,7 +35,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: %s [-H HOST] [-p PORT]\n"
             "  Serve one client the article's way: say hello, print its answer.\n"
-            "  -H HOST  address to listen on (default localhost)\n"
+            "  -H HOST  address to listen on (default localhost; '' for every interface)\n"
             "  -p PORT  port to listen on, 0 for any free one (default 12345)\n"
             "  -h       show this help\n",
             prog);
@@ -52,6 +52,28 @@ static void bad_usage(const char *fmt, ...)
     fputc('\n', stderr);
     usage(stderr);
     exit(2);
+}
+
+/*
+ * "-H 127.0.0.1:80" puts a port where only a host goes, a common slip: say
+ * where the port goes rather than fail to resolve it. An IPv6 address has
+ * colons of its own ("::1", "fe80::1"), so only a single colon, or one
+ * after a bracketed address ("[::1]:80"), starts a port.
+ */
+static void check_listen_host(const char *host)
+{
+    const char *colon = strrchr(host, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || digits == 0 || colon[1 + digits] != '\0') {
+        return;
+    }
+    int bracketed = host[0] == '[' && colon > host && colon[-1] == ']';
+    if (!bracketed && strchr(host, ':') != colon) {
+        return; /* an IPv6 address, such as ::1 */
+    }
+    int len = (int)(colon - host) - 2 * bracketed;
+    bad_usage("-H \"%s\" has a port in it: use -H %.*s -p %s", host, len > 0 ? len : 2,
+              len > 0 ? host + bracketed : "''", colon + 1);
 }
 
 /* How long a stop lets the exchange with the client finish. */
@@ -83,6 +105,7 @@ int main(int argc, char **argv)
             return 0;
         case 'H':
             host = optarg;
+            check_listen_host(host);
             break;
         case 'p':
             if (netx_parse_port(optarg, &port) != 0) {
@@ -105,7 +128,8 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Steps 1 and 2: create a socket and bind it (server.bind, server.listen(1)). */
+    /* Workflow steps 1 and 2: create a socket and bind it (server.bind,
+     * server.listen(1)). */
     int server = netx_tcp_listen(host, port, 1);
     if (server < 0) {
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
@@ -119,7 +143,7 @@ int main(int argc, char **argv)
     printf("Waiting for connection...\n");
     fflush(stdout);
 
-    /* Step 3: accept the client: a new socket just for this conversation. */
+    /* Workflow step 3: accept the client: a new socket just for this conversation. */
     netx_addr peer;
     int client = netx_accept(server, &peer);
     if (client < 0) {
@@ -134,7 +158,7 @@ int main(int argc, char **argv)
     printf("Connected to %s\n", text);
     fflush(stdout);
 
-    /* Step 4: exchange data. send_all sends every byte, even if the system
+    /* Workflow step 4: exchange data. send_all sends every byte, even if the system
      * takes them in pieces. */
     const char hello[] = "Hello from server!";
     int status = 0;
@@ -157,7 +181,7 @@ int main(int argc, char **argv)
         status = 1;
     }
 
-    /* Step 5: close both sockets. */
+    /* Workflow step 5: close both sockets. */
     netx_close(client);
     netx_close(server);
     return status;

@@ -435,7 +435,7 @@ struct conn {
 };
 
 /*
- * Steps 1-2: connect to u's host and port (or to the Unix socket at
+ * Workflow steps 1-2: connect to u's host and port (or to the Unix socket at
  * unix_path), and for https:// make the TLS handshake. Returns 0, or -1
  * with the library's error recorded (netx_last_error()).
  */
@@ -488,7 +488,7 @@ static int conn_send(struct conn *c, const char *buf, size_t len)
     return netx_send_all(c->fd, buf, len);
 }
 
-/* Step 5. Over TLS, close_notify first. Its failure does not matter here:
+/* Workflow step 5. Over TLS, close_notify first. Its failure does not matter here:
  * what we read is complete, or we have said why not. */
 static void conn_close(struct conn *c)
 {

@@ -150,7 +150,7 @@ static void usage(FILE *out)
             "  Serve the files under DIR over HTTP/1.1 (GET and HEAD), e.g.:\n"
             "    %s -r public -p 8080     then open http://localhost:8080/\n"
             "  -r DIR      the document root (default: the current directory)\n"
-            "  -H HOST     address to listen on (default localhost)\n"
+            "  -H HOST     address to listen on (default localhost; '' for every interface)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
             "  -U PATH     listen on a Unix domain socket at PATH instead\n"
             "  -l          write an access log (Common Log Format) on stdout\n"
@@ -179,6 +179,28 @@ static void bad_usage(const char *fmt, ...)
     fputc('\n', stderr);
     usage(stderr);
     exit(2);
+}
+
+/*
+ * "-H 127.0.0.1:80" puts a port where only a host goes, a common slip: say
+ * where the port goes rather than fail to resolve it. An IPv6 address has
+ * colons of its own ("::1", "fe80::1"), so only a single colon, or one
+ * after a bracketed address ("[::1]:80"), starts a port.
+ */
+static void check_listen_host(const char *host)
+{
+    const char *colon = strrchr(host, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || digits == 0 || colon[1 + digits] != '\0') {
+        return;
+    }
+    int bracketed = host[0] == '[' && colon > host && colon[-1] == ']';
+    if (!bracketed && strchr(host, ':') != colon) {
+        return; /* an IPv6 address, such as ::1 */
+    }
+    int len = (int)(colon - host) - 2 * bracketed;
+    bad_usage("-H \"%s\" has a port in it: use -H %.*s -p %s", host, len > 0 ? len : 2,
+              len > 0 ? host + bracketed : "''", colon + 1);
 }
 
 static unsigned long parse_number(int opt, const char *text, unsigned long lo, unsigned long hi)
@@ -1014,6 +1036,7 @@ int main(int argc, char **argv)
             return 0;
         case 'H':
             host = optarg;
+            check_listen_host(host);
             break;
         case 'p':
             if (netx_parse_port(optarg, &port) != 0) {

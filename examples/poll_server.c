@@ -1,5 +1,5 @@
 /*
- * poll_server.c - Architecture §4 of the article: an event-driven server.
+ * poll_server.c - the article's architecture 4: an event-driven server.
  *
  * "Using non-blocking I/O, these systems handle thousands of simultaneous
  * connections." This is an echo server that does exactly that in ONE thread:
@@ -136,7 +136,7 @@ static void usage(FILE *out)
             "usage: %s [-H HOST] [-p PORT] [-n MAX] [-b BYTES] [-t SECONDS]\n"
             "       [-d SECONDS] [-g SECONDS]\n"
             "  Echo server for thousands of clients in one thread, with poll().\n"
-            "  -H HOST     address to listen on (default localhost)\n"
+            "  -H HOST     address to listen on (default localhost; '' for every interface)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
             "  -n MAX      most clients at once, 1 to 1000000 (default 10000);\n"
             "              more are told \"server busy\" and closed\n"
@@ -165,6 +165,28 @@ static void bad_usage(const char *fmt, ...)
     fputc('\n', stderr);
     usage(stderr);
     exit(2);
+}
+
+/*
+ * "-H 127.0.0.1:80" puts a port where only a host goes, a common slip: say
+ * where the port goes rather than fail to resolve it. An IPv6 address has
+ * colons of its own ("::1", "fe80::1"), so only a single colon, or one
+ * after a bracketed address ("[::1]:80"), starts a port.
+ */
+static void check_listen_host(const char *host)
+{
+    const char *colon = strrchr(host, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || digits == 0 || colon[1 + digits] != '\0') {
+        return;
+    }
+    int bracketed = host[0] == '[' && colon > host && colon[-1] == ']';
+    if (!bracketed && strchr(host, ':') != colon) {
+        return; /* an IPv6 address, such as ::1 */
+    }
+    int len = (int)(colon - host) - 2 * bracketed;
+    bad_usage("-H \"%s\" has a port in it: use -H %.*s -p %s", host, len > 0 ? len : 2,
+              len > 0 ? host + bracketed : "''", colon + 1);
 }
 
 /* Read option -opt's value: decimal digits only, lo to hi. */
@@ -354,7 +376,7 @@ static int reserve_out(struct server *s, struct client *c, size_t want)
 }
 
 /* ------------------------------------------------------------------------
- * Step 4, event-driven: read what has arrived, send what the socket takes
+ * Workflow step 4, event-driven: read what has arrived, send what the socket takes
  * ------------------------------------------------------------------------ */
 
 /* Send as much pending output as the socket takes now. */
@@ -529,7 +551,7 @@ static void sweep_expired(struct server *s)
 }
 
 /* ------------------------------------------------------------------------
- * Step 3, event-driven: accept while connections are waiting
+ * Workflow step 3, event-driven: accept while connections are waiting
  * ------------------------------------------------------------------------ */
 
 /* More clients than -n: accept and close at once, so they learn it now
@@ -732,6 +754,7 @@ int main(int argc, char **argv)
             return 0;
         case 'H':
             host = optarg;
+            check_listen_host(host);
             break;
         case 'p':
             if (netx_parse_port(optarg, &port) != 0) {
@@ -792,7 +815,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Steps 1 and 2: socket, bind, listen - with the system's longest
+    /* Workflow steps 1 and 2: socket, bind, listen - with the system's longest
      * queue (backlog 0), since thousands of clients may knock at once. */
     int listener = netx_tcp_listen(host, port, 0);
     if (listener < 0 || netx_set_nonblocking(listener, 1) != 0) {
@@ -819,7 +842,7 @@ int main(int argc, char **argv)
 
     int status = run(&s, listener);
 
-    /* Step 5: close every connection, then the listener; free everything. */
+    /* Workflow step 5: close every connection, then the listener; free everything. */
     while (s.nclients > 0) {
         drop_client(&s, s.nclients - 1);
     }

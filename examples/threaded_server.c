@@ -1,13 +1,13 @@
 /*
- * threaded_server.c - Step 5 of the article's guide: "Enhance with Threads
+ * threaded_server.c - guide step 5 of the article: "Enhance with Threads
  * (Multi-Client Support)".
  *
  * hello_server serves one client and stops. A real server talks to many at
  * once, and the simplest way to do that is the one the article names: give
  * each client a thread of its own. The main thread only accepts; each client
- * thread runs the article's step 4 (exchange data) for its client - here an
- * echo: every byte the client sends comes back - and step 5 (close) when the
- * client is done.
+ * thread runs the article's workflow step 4 (exchange data) for its client -
+ * here an echo: every byte the client sends comes back - and workflow step 5
+ * (close) when the client is done.
  *
  *   $ ./threaded_server -n 64 -t 30       $ nc localhost 12345
  *   listening on 127.0.0.1:12345          hello
@@ -48,7 +48,7 @@ static void usage(FILE *out)
             "usage: %s [-H HOST] [-p PORT] [-n MAX] [-t SECONDS] [-d SECONDS]\n"
             "       [-g SECONDS]\n"
             "  Echo every client's bytes back to it, one thread per client.\n"
-            "  -H HOST     address to listen on (default localhost)\n"
+            "  -H HOST     address to listen on (default localhost; '' for every interface)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
             "  -n MAX      most clients served at once, 1 to 10000 (default 64);\n"
             "              one more is told \"server busy\" and closed\n"
@@ -74,6 +74,28 @@ static void bad_usage(const char *fmt, ...)
     fputc('\n', stderr);
     usage(stderr);
     exit(2);
+}
+
+/*
+ * "-H 127.0.0.1:80" puts a port where only a host goes, a common slip: say
+ * where the port goes rather than fail to resolve it. An IPv6 address has
+ * colons of its own ("::1", "fe80::1"), so only a single colon, or one
+ * after a bracketed address ("[::1]:80"), starts a port.
+ */
+static void check_listen_host(const char *host)
+{
+    const char *colon = strrchr(host, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || digits == 0 || colon[1 + digits] != '\0') {
+        return;
+    }
+    int bracketed = host[0] == '[' && colon > host && colon[-1] == ']';
+    if (!bracketed && strchr(host, ':') != colon) {
+        return; /* an IPv6 address, such as ::1 */
+    }
+    int len = (int)(colon - host) - 2 * bracketed;
+    bad_usage("-H \"%s\" has a port in it: use -H %.*s -p %s", host, len > 0 ? len : 2,
+              len > 0 ? host + bracketed : "''", colon + 1);
 }
 
 /*
@@ -310,7 +332,7 @@ static enum ending send_echo(const struct client *c, const char *buf, size_t len
 }
 
 /*
- * What a client thread does: the article's steps 4 and 5 for one client.
+ * What a client thread does: workflow steps 4 and 5 for one client.
  * Echo what arrives until the client closes, fails, stays silent too long
  * or reaches its deadline.
  */
@@ -569,6 +591,7 @@ int main(int argc, char **argv)
             return 0;
         case 'H':
             host = optarg;
+            check_listen_host(host);
             break;
         case 'p':
             if (netx_parse_port(optarg, &port) != 0) {
@@ -626,7 +649,7 @@ int main(int argc, char **argv)
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
 
-    /* Steps 1 and 2: create a socket, bind it and listen. The backlog (0:
+    /* Workflow steps 1 and 2: create a socket, bind it and listen. The backlog (0:
      * the system's largest) only holds clients for the moment between their
      * arrival and our accept(); the cap on clients is ours, below. */
     int server = netx_tcp_listen(host, port, 0);
@@ -649,7 +672,7 @@ int main(int argc, char **argv)
     printf("listening on %s\n", text);
     fflush(stdout);
 
-    /* Step 3, over and over: accept each client and hand it to a thread,
+    /* Workflow step 3, over and over: accept each client and hand it to a thread,
      * until a stop signal. */
     int status = 0;
     int out_of_descriptors = 0;

@@ -1,5 +1,5 @@
 /*
- * tls_client.c - Step 7 of the article's guide, "Secure Your Connection",
+ * tls_client.c - guide step 7 of the article, "Secure Your Connection",
  * from the client's side: echo_client over TLS.
  *
  * The article wraps the socket with Python's ssl module; here the same
@@ -206,7 +206,7 @@ int main(int argc, char **argv)
         netx_tls_config_insecure_no_verify(config);
     }
 
-    /* Steps 1-2: connect, then Step 7: the TLS handshake over that socket,
+    /* Workflow steps 1-2: connect, then guide step 7: the TLS handshake over that socket,
      * each within the timeout. From here on the TLS connection owns fd. */
     int fd = netx_tcp_connect(host, port, timeout_ms);
     if (fd < 0) {
@@ -221,7 +221,7 @@ int main(int argc, char **argv)
         return failed();
     }
 
-    /* Step 4 over TLS: one line out, its echo back. */
+    /* Workflow step 4 over TLS: one line out, its echo back. */
     static char storage[LINE_MAX_BYTES];
     netx_reader reader;
     netx_tls_reader_init(&reader, tls, storage, sizeof storage);
@@ -254,7 +254,7 @@ int main(int argc, char **argv)
         free(line);
     }
 
-    /* Step 5 over TLS: close_notify, so the server knows we ended the
+    /* Workflow step 5 over TLS: close_notify, so the server knows we ended the
      * conversation on purpose, then close the socket. */
     if (netx_tls_close(tls) != 0 && status == 0) {
         status = failed();

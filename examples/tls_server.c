@@ -1,5 +1,5 @@
 /*
- * tls_server.c - Step 7 of the article's guide, "Secure Your Connection":
+ * tls_server.c - guide step 7 of the article, "Secure Your Connection":
  * the echo server over TLS, for many clients at once, on the event loop.
  *
  * The article wraps the server's socket with Python's ssl module
@@ -108,7 +108,7 @@ static void usage(FILE *out)
             "  Echo server over TLS for many clients in one thread.\n"
             "  -c CERT     the server's certificate chain (PEM, leaf first)\n"
             "  -k KEY      its private key (PEM)\n"
-            "  -H HOST     address to listen on (default localhost)\n"
+            "  -H HOST     address to listen on (default localhost; '' for every interface)\n"
             "  -p PORT     port to listen on, 0 for any free one (default 12345)\n"
             "  -n MAX      most clients at once, 1 to 100000 (default 1000);\n"
             "              more are closed at once\n"
@@ -137,6 +137,28 @@ static void bad_usage(const char *fmt, ...)
     fputc('\n', stderr);
     usage(stderr);
     exit(2);
+}
+
+/*
+ * "-H 127.0.0.1:80" puts a port where only a host goes, a common slip: say
+ * where the port goes rather than fail to resolve it. An IPv6 address has
+ * colons of its own ("::1", "fe80::1"), so only a single colon, or one
+ * after a bracketed address ("[::1]:80"), starts a port.
+ */
+static void check_listen_host(const char *host)
+{
+    const char *colon = strrchr(host, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || digits == 0 || colon[1 + digits] != '\0') {
+        return;
+    }
+    int bracketed = host[0] == '[' && colon > host && colon[-1] == ']';
+    if (!bracketed && strchr(host, ':') != colon) {
+        return; /* an IPv6 address, such as ::1 */
+    }
+    int len = (int)(colon - host) - 2 * bracketed;
+    bad_usage("-H \"%s\" has a port in it: use -H %.*s -p %s", host, len > 0 ? len : 2,
+              len > 0 ? host + bracketed : "''", colon + 1);
 }
 
 static unsigned long parse_number(int opt, const char *text, unsigned long lo, unsigned long hi)
@@ -418,7 +440,7 @@ static int add_client(struct server *s, int fd)
         netx_close(fd);
         return -1;
     }
-    /* Step 7: wrap the socket. It is non-blocking, so this only starts the
+    /* Guide step 7: wrap the socket. It is non-blocking, so this only starts the
      * handshake; the loop finishes it. The TLS connection owns fd now. */
     c->tls = netx_tls_accept(s->tls_config, fd, 0);
     if (c->tls == NULL) {
@@ -569,6 +591,7 @@ int main(int argc, char **argv)
             return 0;
         case 'H':
             host = optarg;
+            check_listen_host(host);
             break;
         case 'p':
             if (netx_parse_port(optarg, &port) != 0) {

@@ -1,5 +1,5 @@
 /*
- * udp_client.c - Step 6 of the article's guide, "Switch to UDP", from the
+ * udp_client.c - guide step 6 of the article, "Switch to UDP", from the
  * client's side: send datagrams and wait for their echoes.
  *
  * UDP promises nothing: a datagram may be lost, duplicated or delayed, and

@@ -1,5 +1,5 @@
 /*
- * udp_server.c - Step 6 of the article's guide, "Switch to UDP": change
+ * udp_server.c - guide step 6 of the article, "Switch to UDP": change
  * SOCK_STREAM to SOCK_DGRAM, and use sendto()/recvfrom().
  *
  * A datagram echo server. There is no listen() and no accept(): one socket
@@ -28,7 +28,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: %s [-H HOST] [-p PORT]\n"
             "  Send every datagram back to where it came from.\n"
-            "  -H HOST  address to receive on (default localhost)\n"
+            "  -H HOST  address to receive on (default localhost; '' for every interface)\n"
             "  -p PORT  port to receive on, 0 for any free one (default 12345)\n"
             "  -h       show this help\n",
             prog);
@@ -45,6 +45,28 @@ static void bad_usage(const char *fmt, ...)
     fputc('\n', stderr);
     usage(stderr);
     exit(2);
+}
+
+/*
+ * "-H 127.0.0.1:80" puts a port where only a host goes, a common slip: say
+ * where the port goes rather than fail to resolve it. An IPv6 address has
+ * colons of its own ("::1", "fe80::1"), so only a single colon, or one
+ * after a bracketed address ("[::1]:80"), starts a port.
+ */
+static void check_listen_host(const char *host)
+{
+    const char *colon = strrchr(host, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+    if (colon == NULL || digits == 0 || colon[1 + digits] != '\0') {
+        return;
+    }
+    int bracketed = host[0] == '[' && colon > host && colon[-1] == ']';
+    if (!bracketed && strchr(host, ':') != colon) {
+        return; /* an IPv6 address, such as ::1 */
+    }
+    int len = (int)(colon - host) - 2 * bracketed;
+    bad_usage("-H \"%s\" has a port in it: use -H %.*s -p %s", host, len > 0 ? len : 2,
+              len > 0 ? host + bracketed : "''", colon + 1);
 }
 
 /*
@@ -96,6 +118,7 @@ int main(int argc, char **argv)
             return 0;
         case 'H':
             host = optarg;
+            check_listen_host(host);
             break;
         case 'p':
             if (netx_parse_port(optarg, &port) != 0) {
@@ -118,7 +141,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Steps 1-2: a SOCK_DGRAM socket, bound to host:port. */
+    /* Workflow steps 1-2: a SOCK_DGRAM socket, bound to host:port. */
     int fd = netx_udp_bind(host, port);
     if (fd < 0) {
         fprintf(stderr, "%s: %s\n", prog, netx_last_error());
@@ -131,7 +154,7 @@ int main(int argc, char **argv)
     printf("listening on %s\n", text);
     fflush(stdout);
 
-    /* Step 4 for datagrams: recvfrom tells who sent it; sendto answers. The
+    /* Workflow step 4 for datagrams: recvfrom tells who sent it; sendto answers. The
      * buffer holds the largest datagram UDP can carry (65507 bytes over
      * IPv4), so nothing is ever cut short. */
     static char buf[65536];

@@ -3,8 +3,14 @@
  * network programming: create a socket, bind or connect, accept, exchange
  * data, close.
  *
- * This header is the API reference. Functions are grouped under the step of
- * the article they belong to, in the order a learner meets them.
+ * This header is the API reference; the man pages are made from it, one per
+ * function (netx(3) lists them). Functions are grouped under the step of
+ * the article they belong to, in the order a learner meets them. The
+ * article has a workflow of five steps - workflow step 1, create a socket;
+ * 2, bind or connect; 3, accept; 4, exchange data; 5, close - and a guide
+ * of seven, whose guide step 5 adds threads, guide step 6 UDP and guide
+ * step 7 TLS. TLS is a library of its own, libnetx_tls: netx_tls.h,
+ * netx_tls(3).
  *
  * Conventions that hold for every function below:
  *
@@ -31,6 +37,59 @@
  *  - Text from outside (a host name, a port as typed) is quoted in sentences
  *    and trace lines with its control characters escaped ("\n", "\x1b"), so
  *    every sentence is one line.
+ *
+ * ENVIRONMENT
+ *   NETX_TRACE   set to anything but "" or "0" (NETX_TRACE=1): trace mode
+ *                on standard error, one line per step, from the first step
+ *                the library takes (see netx_trace(), which overrides it).
+ *   NETX_POLLER  "poll" or "epoll": the backend netx_poller_new() uses
+ *                (poll(2) on Linux too, to compare the two); unset or
+ *                empty: the best the system has, epoll on Linux. Any other
+ *                value makes netx_poller_new() fail with EINVAL.
+ *
+ * EXAMPLE
+ *   The article's workflow in one server: it greets each client on
+ *   127.0.0.1:12345, one at a time, until Ctrl-C. Build it with
+ *   cc -std=c11 hello.c $(pkg-config --cflags --libs netx), run it, and
+ *   try it with nc 127.0.0.1 12345.
+ *
+ *     #define _POSIX_C_SOURCE 200809L
+ *     #include <netx.h>
+ *     #include <signal.h>
+ *     #include <stdio.h>
+ *
+ *     int main(void)
+ *     {
+ *         netx_stop_on(SIGINT); // Ctrl-C ends the wait in netx_accept()
+ *         // Workflow steps 1 and 2: create a socket, bind it, listen.
+ *         int server = netx_tcp_listen("127.0.0.1", 12345, 0);
+ *         if (server == -1) {
+ *             netx_perror("hello");
+ *             return 1;
+ *         }
+ *         for (;;) {
+ *             netx_addr peer;
+ *             int client = netx_accept(server, &peer); // step 3
+ *             if (client == -1) {
+ *                 break; // Ctrl-C (ECANCELED), or a failure
+ *             }
+ *             char who[NETX_ADDRSTRLEN], msg[NETX_ADDRSTRLEN + 16];
+ *             netx_addr_format(&peer, who, sizeof who);
+ *             int len = snprintf(msg, sizeof msg, "hello, %s\n", who);
+ *             netx_send_all(client, msg, (size_t)len); // step 4
+ *             netx_close(client);                      // step 5
+ *         }
+ *         int failed = !netx_stopping();
+ *         if (failed) {
+ *             netx_perror("hello");
+ *         }
+ *         netx_close(server);
+ *         return failed;
+ *     }
+ *
+ * SEE ALSO
+ *   netx_tls(3); socket(2), socket(7), ip(7), ipv6(7), tcp(7), udp(7),
+ *   unix(7), getaddrinfo(3), poll(2), epoll(7).
  */
 #ifndef NETX_H
 #define NETX_H
@@ -66,6 +125,8 @@ extern "C" {
  * can live on the stack or inside your own structures. Pass
  * (struct sockaddr *)&a.ss and a.len straight to any system call that takes
  * an address.
+ *
+ * EXAMPLE: see netx_addr_parse()
  */
 typedef struct netx_addr {
     struct sockaddr_storage ss; /* the address itself */
@@ -115,6 +176,25 @@ typedef struct netx_addr {
  *
  * THREAD SAFETY
  *   Safe from any thread.
+ *
+ * EXAMPLE
+ *     // Print every address of a name, in the order the resolver prefers.
+ *     int print_addresses(const char *host, uint16_t port)
+ *     {
+ *         netx_addr addrs[8];
+ *         int n = netx_resolve(host, port, addrs, 8);
+ *         if (n == -1) {
+ *             netx_perror(NULL); // "resolve HOST: Name or service not known"
+ *             return -1;
+ *         }
+ *         for (int i = 0; i < n; i++) {
+ *             char text[NETX_ADDRSTRLEN];
+ *             if (netx_addr_format(&addrs[i], text, sizeof text) != -1) {
+ *                 printf("%s\n", text); // "[::1]:80", "127.0.0.1:80"
+ *             }
+ *         }
+ *         return n;
+ *     }
  */
 NETX_API int netx_resolve(const char *host, uint16_t port, netx_addr *out, int max);
 
@@ -137,6 +217,26 @@ NETX_API int netx_resolve(const char *host, uint16_t port, netx_addr *out, int m
  *
  * BLOCKING, THREAD SAFETY
  *   Never blocks; safe from any thread.
+ *
+ * EXAMPLE
+ *     // Connect to an address typed as "127.0.0.1:8080", "[::1]:8080" or
+ *     // "unix:/run/app.sock", without DNS, waiting 5 seconds at most.
+ *     int dial(const char *text)
+ *     {
+ *         netx_addr addr;
+ *         if (netx_addr_parse(text, &addr) == -1) {
+ *             return -1;
+ *         }
+ *         int fd = netx_socket(addr.ss.ss_family, SOCK_STREAM);
+ *         if (fd == -1) {
+ *             return -1;
+ *         }
+ *         if (netx_connect(fd, &addr, 5000) == -1) {
+ *             netx_close(fd); // a close that works leaves errno alone
+ *             return -1;
+ *         }
+ *         return fd;
+ *     }
  */
 NETX_API int netx_addr_parse(const char *text, netx_addr *out);
 
@@ -153,6 +253,18 @@ NETX_API int netx_addr_parse(const char *text, netx_addr *out);
  *
  * BLOCKING, THREAD SAFETY
  *   Never blocks; safe from any thread.
+ *
+ * EXAMPLE
+ *     // "-p 8080" on a command line: anything but a port is refused.
+ *     int port_option(const char *arg, uint16_t *port)
+ *     {
+ *         // -p: port "80a": not a number from 0 to 65535: Invalid argument
+ *         if (netx_parse_port(arg, port) == -1) {
+ *             netx_perror("-p");
+ *             return -1;
+ *         }
+ *         return 0;
+ *     }
  */
 NETX_API int netx_parse_port(const char *text, uint16_t *out);
 
@@ -180,6 +292,8 @@ NETX_API int netx_parse_port(const char *text, uint16_t *out);
  *
  * BLOCKING, THREAD SAFETY
  *   Never blocks (no reverse DNS); safe from any thread.
+ *
+ * EXAMPLE: see netx_resolve()
  */
 NETX_API int netx_addr_format(const netx_addr *addr, char *buf, size_t cap);
 
@@ -189,6 +303,17 @@ NETX_API int netx_addr_format(const netx_addr *addr, char *buf, size_t cap);
  * RETURN VALUE
  *   0 to 65535, or -1 with errno EINVAL (NULL) or EAFNOSUPPORT (not IPv4
  *   or IPv6).
+ *
+ * EXAMPLE
+ *     // The port a client connected from, or -1.
+ *     int peer_port(int fd)
+ *     {
+ *         netx_addr peer;
+ *         if (netx_peer_addr(fd, &peer) == -1) {
+ *             return -1;
+ *         }
+ *         return netx_addr_port(&peer);
+ *     }
  */
 NETX_API int netx_addr_port(const netx_addr *addr);
 
@@ -199,6 +324,23 @@ NETX_API int netx_addr_port(const netx_addr *addr);
  * RETURN VALUE
  *   0, or -1 with errno set: EBADF, ENOTSOCK, ENOTCONN (not connected, or
  *   the peer has already gone), EINVAL (out is NULL).
+ *
+ * EXAMPLE
+ *     // Print where a connection comes from and where it arrives; on a
+ *     // server: "127.0.0.1:40000 -> 127.0.0.1:8080".
+ *     int print_ends(int fd)
+ *     {
+ *         netx_addr local, peer;
+ *         char l[NETX_ADDRSTRLEN], p[NETX_ADDRSTRLEN];
+ *         if (netx_local_addr(fd, &local) == -1 ||
+ *             netx_peer_addr(fd, &peer) == -1 ||
+ *             netx_addr_format(&local, l, sizeof l) == -1 ||
+ *             netx_addr_format(&peer, p, sizeof p) == -1) {
+ *             return -1;
+ *         }
+ *         printf("%s -> %s\n", p, l);
+ *         return 0;
+ *     }
  */
 NETX_API int netx_peer_addr(int fd, netx_addr *out);
 
@@ -207,6 +349,8 @@ NETX_API int netx_peer_addr(int fd, netx_addr *out);
  *
  * RETURN VALUE
  *   0, or -1 with errno set: EBADF, ENOTSOCK, EINVAL (out is NULL).
+ *
+ * EXAMPLE: see netx_peer_addr()
  */
 NETX_API int netx_local_addr(int fd, netx_addr *out);
 
@@ -217,11 +361,23 @@ NETX_API int netx_local_addr(int fd, netx_addr *out);
  * RETURN VALUE
  *   The port (1 to 65535, or 0 for an unbound socket), or -1 with errno set
  *   (EBADF, ENOTSOCK, EAFNOSUPPORT).
+ *
+ * EXAMPLE
+ *     // Listen on a port the system picks, and say which one.
+ *     int listen_anywhere(void)
+ *     {
+ *         int server = netx_tcp_listen("127.0.0.1", 0, 0);
+ *         if (server == -1) {
+ *             return -1;
+ *         }
+ *         printf("listening on port %d\n", netx_local_port(server));
+ *         return server;
+ *     }
  */
 NETX_API int netx_local_port(int fd);
 
 /* ------------------------------------------------------------------------
- * Step 1: create a socket
+ * Workflow step 1: create a socket
  * ------------------------------------------------------------------------ */
 
 /*
@@ -229,7 +385,8 @@ NETX_API int netx_local_port(int fd);
  * without MSG_NOSIGNAL set so that writing to a closed peer does not raise
  * SIGPIPE.
  *
- *   family  AF_INET (IPv4) or AF_INET6 (IPv6).
+ *   family  AF_INET (IPv4) or AF_INET6 (IPv6); AF_UNIX for a Unix domain
+ *           socket.
  *   type    SOCK_STREAM (TCP) or SOCK_DGRAM (UDP).
  *
  * RETURN VALUE
@@ -241,11 +398,34 @@ NETX_API int netx_local_port(int fd);
  *
  * BLOCKING, THREAD SAFETY
  *   Never blocks; safe from any thread.
+ *
+ * EXAMPLE
+ *     // Workflow steps 1 and 2 by hand. netx_tcp_listen() does the same,
+ *     // and more: SO_REUSEADDR, and every address of a name.
+ *     int listen_by_hand(uint16_t port)
+ *     {
+ *         netx_addr addr;
+ *         if (netx_resolve("127.0.0.1", port, &addr, 1) == -1) {
+ *             return -1;
+ *         }
+ *         int fd = netx_socket(addr.ss.ss_family, SOCK_STREAM); // step 1
+ *         if (fd == -1) {
+ *             return -1;
+ *         }
+ *         // Step 2. "listen: bind to 127.0.0.1:8080 (127.0.0.1): Address
+ *         // already in use" when another socket has the port.
+ *         if (netx_bind(fd, &addr) == -1 || netx_listen(fd, 0) == -1) {
+ *             netx_perror("listen");
+ *             netx_close(fd);
+ *             return -1;
+ *         }
+ *         return fd;
+ *     }
  */
 NETX_API int netx_socket(int family, int type);
 
 /* ------------------------------------------------------------------------
- * Step 2: bind (server) or connect (client)
+ * Workflow step 2: bind or connect
  * ------------------------------------------------------------------------ */
 
 /*
@@ -261,6 +441,8 @@ NETX_API int netx_socket(int family, int type);
  *   EACCES         the port is privileged (below 1024) and you are not.
  *   EINVAL         addr is NULL, or the socket is already bound.
  *   EBADF, ENOTSOCK, EAFNOSUPPORT.
+ *
+ * EXAMPLE: see netx_socket()
  */
 NETX_API int netx_bind(int fd, const netx_addr *addr);
 
@@ -273,6 +455,8 @@ NETX_API int netx_bind(int fd, const netx_addr *addr);
  *
  * RETURN VALUE
  *   0, or -1 with errno set (EADDRINUSE, EBADF, ENOTSOCK, EOPNOTSUPP).
+ *
+ * EXAMPLE: see netx_socket()
  */
 NETX_API int netx_listen(int fd, int backlog);
 
@@ -304,6 +488,8 @@ NETX_API int netx_listen(int fd, int backlog);
  *
  * BLOCKING
  *   Blocks up to timeout_ms.
+ *
+ * EXAMPLE: see netx_addr_parse()
  */
 NETX_API int netx_connect(int fd, const netx_addr *addr, int timeout_ms);
 
@@ -328,6 +514,35 @@ NETX_API int netx_connect(int fd, const netx_addr *addr, int timeout_ms);
  *   EINPROGRESS   under way (see above).
  *   ECONNREFUSED, ENETUNREACH, EADDRNOTAVAIL, EAFNOSUPPORT, EBADF, EINVAL
  *   (addr is NULL): as for netx_connect().
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *
+ *     // In an event loop: start connecting, and hear of the outcome as
+ *     // NETX_WRITABLE, without waiting for the round trip.
+ *     int dial_start(netx_poller *p, int fd, const netx_addr *to)
+ *     {
+ *         if (netx_connect_start(fd, to) == -1 && errno != EINPROGRESS) {
+ *             return -1; // it failed at once
+ *         }
+ *         return netx_poller_add(p, fd, NETX_WRITABLE, NULL);
+ *     }
+ *
+ *     // When the poller reports fd: 1 connected, 0 not yet, -1 failed.
+ *     int dial_finish(netx_poller *p, int fd, const netx_addr *to)
+ *     {
+ *         if (netx_connect_finish(fd, to) == 0) {
+ *             int rc = netx_poller_mod(p, fd, NETX_READABLE, NULL);
+ *             return rc == 0 ? 1 : -1;
+ *         }
+ *         if (errno == EINPROGRESS) {
+ *             return 0;
+ *         }
+ *         netx_perror("backend"); // backend: connect to 127.0.0.1:9002: ...
+ *         netx_poller_del(p, fd);
+ *         netx_close(fd);
+ *         return -1;
+ *     }
  */
 NETX_API int netx_connect_start(int fd, const netx_addr *addr);
 
@@ -347,19 +562,22 @@ NETX_API int netx_connect_start(int fd, const netx_addr *addr);
  *   ETIMEDOUT     the system gave up (the caller's own deadline is the
  *                 caller's: close fd when it passes).
  *   ENETUNREACH, EHOSTUNREACH, and the others of netx_connect().
+ *
+ * EXAMPLE: see netx_connect_start()
  */
 NETX_API int netx_connect_finish(int fd, const netx_addr *addr);
 
 /* ------------------------------------------------------------------------
- * Steps 1-3 in one call, done right
+ * Workflow steps 1-3 in one call, done right
  * ------------------------------------------------------------------------ */
 
 /*
  * netx_tcp_listen - create a TCP socket, bind it to host:port with
  * SO_REUSEADDR and listen: a listening socket, ready for netx_accept().
  *
- *   host     the address to listen on. NULL listens on every interface,
- *            IPv6 and IPv4 together (dual-stack) where the system has IPv6.
+ *   host     the address to listen on. NULL or "" listens on every
+ *            interface, IPv6 and IPv4 together (dual-stack) where the system
+ *            has IPv6, and IPv4 alone where it has not.
  *            A name with both IPv4 and IPv6 addresses ("localhost") is
  *            bound on its first IPv4 address: a client that dials the name
  *            tries all of its addresses and reaches it, and so does one that
@@ -382,6 +600,31 @@ NETX_API int netx_connect_finish(int fd, const netx_addr *addr);
  *
  * BLOCKING
  *   Only while resolving host.
+ *
+ * EXAMPLE
+ *     // Wait for one client on port 8080 of every interface, and greet it.
+ *     int greet_one(void)
+ *     {
+ *         int server = netx_tcp_listen(NULL, 8080, 0);
+ *         if (server == -1) {
+ *             // listen: bind to *:8080 (::): Address already in use
+ *             netx_perror("listen");
+ *             return -1;
+ *         }
+ *         netx_addr peer;
+ *         int client = netx_accept(server, &peer);
+ *         netx_close(server);
+ *         if (client == -1) {
+ *             netx_perror("accept");
+ *             return -1;
+ *         }
+ *         char who[NETX_ADDRSTRLEN];
+ *         netx_addr_format(&peer, who, sizeof who);
+ *         printf("greeting %s\n", who);
+ *         int rc = netx_send_all(client, "hello\n", 6);
+ *         netx_close(client);
+ *         return rc;
+ *     }
  */
 NETX_API int netx_tcp_listen(const char *host, uint16_t port, int backlog);
 
@@ -430,6 +673,32 @@ NETX_API int netx_tcp_listen(const char *host, uint16_t port, int backlog);
  *
  * BLOCKING
  *   Up to timeout_ms, plus the time the resolver takes.
+ *
+ * EXAMPLE
+ *     #include <string.h>
+ *
+ *     // Ask a line-based server a question, and print its one-line answer.
+ *     int ask(const char *host, uint16_t port, const char *question)
+ *     {
+ *         // ask: connect to localhost:12345 (127.0.0.1): Connection refused
+ *         int fd = netx_tcp_connect(host, port, 5000);
+ *         if (fd == -1) {
+ *             netx_perror("ask");
+ *             return -1;
+ *         }
+ *         char storage[4096], answer[1024];
+ *         netx_reader r;
+ *         netx_reader_init(&r, fd, storage, sizeof storage);
+ *         ssize_t n = -1;
+ *         if (netx_send_all(fd, question, strlen(question)) == 0) {
+ *             n = netx_read_line(&r, answer, sizeof answer);
+ *         }
+ *         if (n > 0) {
+ *             fputs(answer, stdout);
+ *         }
+ *         netx_close(fd);
+ *         return n > 0 ? 0 : -1;
+ *     }
  */
 NETX_API int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms);
 
@@ -467,6 +736,39 @@ NETX_API int netx_tcp_connect(const char *host, uint16_t port, int timeout_ms);
  *   ENOENT, EACCES  the directory does not exist, or may not be written.
  *   EINVAL        path is NULL or empty.
  *   EAFNOSUPPORT  "@name" on a system without an abstract namespace.
+ *
+ * EXAMPLE
+ *     #include <unistd.h>
+ *
+ *     // A local service at /tmp/greeter.sock: greet one client, then go.
+ *     int greeter(void)
+ *     {
+ *         int server = netx_unix_listen("/tmp/greeter.sock", 0);
+ *         if (server == -1) {
+ *             netx_perror("greeter");
+ *             return -1;
+ *         }
+ *         int client = netx_accept(server, NULL);
+ *         if (client != -1) {
+ *             netx_send_all(client, "hello\n", 6);
+ *             netx_close(client);
+ *         }
+ *         netx_close(server);
+ *         unlink("/tmp/greeter.sock"); // the file is ours to remove
+ *         return client == -1 ? -1 : 0;
+ *     }
+ *
+ *     // Its client: what the greeter says, in buf.
+ *     ssize_t greeter_client(char *buf, size_t cap)
+ *     {
+ *         int fd = netx_unix_connect("/tmp/greeter.sock", 1000);
+ *         if (fd == -1) {
+ *             return -1; // ENOENT: no greeter has started
+ *         }
+ *         ssize_t n = netx_recv_all(fd, buf, cap);
+ *         netx_close(fd);
+ *         return n;
+ *     }
  */
 NETX_API int netx_unix_listen(const char *path, int backlog);
 
@@ -485,11 +787,13 @@ NETX_API int netx_unix_listen(const char *path, int backlog);
  *   EACCES        the file's permissions do not let us connect.
  *   ENAMETOOLONG, EINVAL  as for netx_unix_listen().
  *   ETIMEDOUT, ECANCELED  as for netx_connect().
+ *
+ * EXAMPLE: see netx_unix_listen()
  */
 NETX_API int netx_unix_connect(const char *path, int timeout_ms);
 
 /* ------------------------------------------------------------------------
- * Step 3: accept (server side)
+ * Workflow step 3: accept
  * ------------------------------------------------------------------------ */
 
 /*
@@ -520,6 +824,8 @@ NETX_API int netx_unix_connect(const char *path, int timeout_ms);
  *
  * BLOCKING
  *   Blocks until a client connects, unless the socket is non-blocking.
+ *
+ * EXAMPLE: see netx_tcp_listen()
  */
 NETX_API int netx_accept(int listen_fd, netx_addr *peer);
 
@@ -534,11 +840,32 @@ NETX_API int netx_accept(int listen_fd, netx_addr *peer);
  * waits in accept(2) as the system call does, where a stop signal of
  * netx_stop_on() cannot reach it: use netx_accept() there.) Errors are
  * those of netx_accept().
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *
+ *     // The poller says the non-blocking listener is readable: take every
+ *     // client that waits, each non-blocking, and watch it.
+ *     void accept_all(netx_poller *p, int server)
+ *     {
+ *         for (;;) {
+ *             int client = netx_accept_nonblocking(server, NULL);
+ *             if (client == -1) {
+ *                 if (errno != EAGAIN) { // EAGAIN: no one else waits
+ *                     netx_log("accept: %s", netx_last_error());
+ *                 }
+ *                 return;
+ *             }
+ *             if (netx_poller_add(p, client, NETX_READABLE, NULL) == -1) {
+ *                 netx_close(client);
+ *             }
+ *         }
+ *     }
  */
 NETX_API int netx_accept_nonblocking(int listen_fd, netx_addr *peer);
 
 /* ------------------------------------------------------------------------
- * Step 4: exchange data
+ * Workflow step 4: exchange data
  * ------------------------------------------------------------------------ */
 
 /*
@@ -563,6 +890,22 @@ NETX_API int netx_accept_nonblocking(int listen_fd, netx_addr *peer);
  *
  * BLOCKING
  *   Until the system takes some bytes, unless non-blocking or timed out.
+ *
+ * EXAMPLE
+ *     // What netx_send_all() does for you: netx_send() may take fewer
+ *     // bytes than it is given, so send the rest until none is left.
+ *     int send_everything(int fd, const char *p, size_t len)
+ *     {
+ *         while (len > 0) {
+ *             ssize_t n = netx_send(fd, p, len);
+ *             if (n == -1) {
+ *                 return -1;
+ *             }
+ *             p += n;
+ *             len -= (size_t)n;
+ *         }
+ *         return 0;
+ *     }
  */
 NETX_API ssize_t netx_send(int fd, const void *buf, size_t len);
 
@@ -588,6 +931,23 @@ NETX_API ssize_t netx_send(int fd, const void *buf, size_t len);
  *
  * BLOCKING
  *   Until something arrives, unless non-blocking or timed out.
+ *
+ * EXAMPLE
+ *     // Workflow step 4: send back every byte the client sends, until it
+ *     // closes. netx_recv() returns what has come, however little.
+ *     int echo(int fd)
+ *     {
+ *         char buf[4096];
+ *         for (;;) {
+ *             ssize_t n = netx_recv(fd, buf, sizeof buf);
+ *             if (n <= 0) {
+ *                 return (int)n; // 0: the client closed; -1: an error
+ *             }
+ *             if (netx_send_all(fd, buf, (size_t)n) == -1) {
+ *                 return -1;
+ *             }
+ *         }
+ *     }
  */
 NETX_API ssize_t netx_recv(int fd, void *buf, size_t cap);
 
@@ -610,6 +970,8 @@ NETX_API ssize_t netx_recv(int fd, void *buf, size_t cap);
  *
  * BLOCKING
  *   Until all is sent, an error, or a timeout.
+ *
+ * EXAMPLE: see netx_recv()
  */
 NETX_API int netx_send_all(int fd, const void *buf, size_t len);
 
@@ -630,6 +992,25 @@ NETX_API int netx_send_all(int fd, const void *buf, size_t len);
  *
  * BLOCKING
  *   Until len bytes, end of stream, an error, or a timeout.
+ *
+ * EXAMPLE
+ *     // A message framed by its length: 4 bytes, big-endian, then the rest.
+ *     // Returns the message length, 0 when the peer closed first, or -1.
+ *     ssize_t read_message(int fd, unsigned char *buf, size_t cap)
+ *     {
+ *         unsigned char head[4];
+ *         ssize_t n = netx_recv_all(fd, head, sizeof head);
+ *         if (n != (ssize_t)sizeof head) {
+ *             return n == -1 ? -1 : 0;
+ *         }
+ *         size_t len = (size_t)head[0] << 24 | (size_t)head[1] << 16 |
+ *                      (size_t)head[2] << 8 | (size_t)head[3];
+ *         if (len > cap) {
+ *             return -1;
+ *         }
+ *         n = netx_recv_all(fd, buf, len);
+ *         return n == (ssize_t)len ? n : -1;
+ *     }
  */
 NETX_API ssize_t netx_recv_all(int fd, void *buf, size_t len);
 
@@ -662,6 +1043,8 @@ NETX_API ssize_t netx_recv_all(int fd, void *buf, size_t len);
  * how many bytes wait in the reader: a loop must keep reading lines while it
  * is above 0 before it waits for the socket again, since those bytes will
  * not make the socket readable.
+ *
+ * EXAMPLE: see netx_read_n()
  */
 typedef struct netx_reader {
     int fd;             /* the connection read from */
@@ -683,6 +1066,8 @@ typedef struct netx_reader {
  *
  * RETURN VALUE
  *   0, or -1 with errno EINVAL (r or storage is NULL, or cap is 0).
+ *
+ * EXAMPLE: see netx_read_line()
  */
 NETX_API int netx_reader_init(netx_reader *r, int fd, void *storage, size_t cap);
 
@@ -691,11 +1076,50 @@ NETX_API int netx_reader_init(netx_reader *r, int fd, void *storage, size_t cap)
  * read_from(source, buf, cap) instead of netx_recv(fd, ...): a TLS connection
  * (netx_tls_reader_init() in netx_tls.h uses it), or anything else that
  * reads like netx_recv() - the count, 0 at end of stream, or -1 with errno
- * set and the error recorded. fd only names the connection in sentences.
+ * set. fd only names the connection in sentences.
+ *
+ * A failure of read_from is returned as it is: errno says why, and
+ * netx_last_error() has its sentence only if read_from is a libnetx call
+ * (netx_recv(), TLS), which records one; your own cannot, and the record
+ * then still holds an earlier failure.
  *
  * RETURN VALUE
  *   0, or -1 with errno EINVAL (r, read_from or storage is NULL, or cap
  *   is 0).
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *     #include <unistd.h>
+ *
+ *     // read(2) behind a reader, for a pipe or a file, which recv(2)
+ *     // cannot read. It retries EINTR, as netx_recv() does.
+ *     static ssize_t read_fd(void *source, void *buf, size_t cap)
+ *     {
+ *         ssize_t n;
+ *         do {
+ *             n = read(*(const int *)source, buf, cap);
+ *         } while (n == -1 && errno == EINTR);
+ *         return n;
+ *     }
+ *
+ *     // Print the lines that come down a pipe: 0 at its end, or -1 (errno
+ *     // says why; netx_last_error() knows nothing of read(2)).
+ *     int print_lines(int fd)
+ *     {
+ *         char storage[4096], line[1024];
+ *         netx_reader r;
+ *         if (netx_reader_init_source(&r, fd, read_fd, &fd, storage,
+ *                                     sizeof storage) == -1) {
+ *             return -1;
+ *         }
+ *         for (;;) {
+ *             ssize_t n = netx_read_line(&r, line, sizeof line);
+ *             if (n <= 0) {
+ *                 return (int)n;
+ *             }
+ *             fputs(line, stdout);
+ *         }
+ *     }
  */
 NETX_API int netx_reader_init_source(netx_reader *r, int fd,
                                      ssize_t (*read_from)(void *source, void *buf, size_t cap),
@@ -727,6 +1151,32 @@ NETX_API int netx_reader_init_source(netx_reader *r, int fd,
  *
  * BLOCKING
  *   Until a whole line has arrived, the stream ends, or an error.
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *
+ *     // Send each line back, until the client closes. A line longer than
+ *     // 511 bytes fails with EMSGSIZE and is skipped: the reader goes on.
+ *     int echo_lines(int fd)
+ *     {
+ *         char storage[4096], line[512];
+ *         netx_reader r;
+ *         if (netx_reader_init(&r, fd, storage, sizeof storage) == -1) {
+ *             return -1;
+ *         }
+ *         for (;;) {
+ *             ssize_t n = netx_read_line(&r, line, sizeof line);
+ *             if (n == -1 && errno == EMSGSIZE) {
+ *                 continue;
+ *             }
+ *             if (n <= 0) {
+ *                 return (int)n; // 0: the client closed; -1: an error
+ *             }
+ *             if (netx_send_all(fd, line, (size_t)n) == -1) {
+ *                 return -1;
+ *             }
+ *         }
+ *     }
  */
 NETX_API ssize_t netx_read_line(netx_reader *r, char *line, size_t cap);
 
@@ -745,6 +1195,20 @@ NETX_API ssize_t netx_read_line(netx_reader *r, char *line, size_t cap);
  *
  * BLOCKING
  *   Until n bytes, end of stream, or an error.
+ *
+ * EXAMPLE
+ *     // A reply in two parts through one netx_reader: a line "SIZE 1234",
+ *     // then exactly that many bytes, which may have come with the line.
+ *     ssize_t read_reply(netx_reader *r, void *body, size_t cap)
+ *     {
+ *         char line[64];
+ *         unsigned long size;
+ *         if (netx_read_line(r, line, sizeof line) <= 0 ||
+ *             sscanf(line, "SIZE %lu", &size) != 1 || size > cap) {
+ *             return -1;
+ *         }
+ *         return netx_read_n(r, body, size); // fewer: the peer closed
+ *     }
  */
 NETX_API ssize_t netx_read_n(netx_reader *r, void *buf, size_t n);
 
@@ -752,6 +1216,28 @@ NETX_API ssize_t netx_read_n(netx_reader *r, void *buf, size_t n);
  * netx_reader_buffered - how many bytes have been received into the reader
  * and not yet returned (0 for NULL), including the rest of an over-long
  * line that the next netx_read_line() will skip.
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *
+ *     // In an event loop, when the socket is readable: handle every whole
+ *     // line, those already in the reader too (they will not make the
+ *     // socket readable again). 0: wait again; -1: close the connection.
+ *     int on_readable(netx_reader *r)
+ *     {
+ *         char line[512];
+ *         do {
+ *             ssize_t n = netx_read_line(r, line, sizeof line);
+ *             if (n == -1 && errno == EAGAIN) {
+ *                 return 0; // the rest of the line has not come yet
+ *             }
+ *             if (n <= 0) {
+ *                 return -1; // the peer closed, or an error
+ *             }
+ *             fputs(line, stdout);
+ *         } while (netx_reader_buffered(r) > 0);
+ *         return 0;
+ *     }
  */
 NETX_API size_t netx_reader_buffered(const netx_reader *r);
 
@@ -762,6 +1248,28 @@ NETX_API size_t netx_reader_buffered(const netx_reader *r);
  *
  * RETURN VALUE
  *   0, or -1 with errno EINVAL (r or storage is NULL).
+ *
+ * EXAMPLE
+ *     #include <stdlib.h>
+ *
+ *     struct conn {
+ *         netx_reader r;
+ *         char storage[1024]; // the reader's storage moves with the struct
+ *     };
+ *
+ *     // Grow an array of connections: after realloc each reader is told
+ *     // where its storage went.
+ *     struct conn *grow(struct conn *conns, size_t n, size_t new_n)
+ *     {
+ *         struct conn *bigger = realloc(conns, new_n * sizeof *bigger);
+ *         if (bigger == NULL) {
+ *             return NULL;
+ *         }
+ *         for (size_t i = 0; i < n; i++) {
+ *             netx_reader_rebase(&bigger[i].r, bigger[i].storage);
+ *         }
+ *         return bigger;
+ *     }
  */
 NETX_API int netx_reader_rebase(netx_reader *r, void *storage);
 
@@ -789,6 +1297,8 @@ NETX_API int netx_reader_rebase(netx_reader *r, void *storage);
  * You own it: declare it in your connection structure (it may be moved),
  * netx_writer_init() it, netx_writer_free() it when the connection ends (it
  * does not close the socket). A writer belongs to one thread at a time.
+ *
+ * EXAMPLE: see netx_writer_send()
  */
 typedef struct netx_writer {
     int fd;             /* the connection written to */
@@ -806,6 +1316,8 @@ typedef struct netx_writer {
  *
  * RETURN VALUE
  *   0, or -1 with errno EINVAL (w is NULL, or cap is 0).
+ *
+ * EXAMPLE: see netx_writer_send()
  */
 NETX_API int netx_writer_init(netx_writer *w, int fd, size_t cap);
 
@@ -815,12 +1327,37 @@ NETX_API int netx_writer_init(netx_writer *w, int fd, size_t cap);
  * (netx_tls_writer_init() in netx_tls.h uses it), or anything that sends
  * like netx_send() on a non-blocking socket - the count taken, or -1 with
  * errno EAGAIN when nothing can be taken now (not an error), or another
- * errno (recorded). The pending bytes are always handed to it again from
- * their first one, as TLS requires after EAGAIN. fd only names the
- * connection in sentences.
+ * errno. The pending bytes are always handed to it again from their first
+ * one, as TLS requires after EAGAIN. fd only names the connection in
+ * sentences. A failure of write_to is returned as it is: netx_last_error()
+ * has its sentence only if write_to is a libnetx call, which records one.
  *
  * RETURN VALUE
  *   0, or -1 with errno EINVAL (w or write_to is NULL, or cap is 0).
+ *
+ * EXAMPLE
+ *     // A sink that counts what the socket took: netx_send() on the
+ *     // non-blocking socket c->fd, which says EAGAIN when it is full.
+ *     struct counted {
+ *         int fd;
+ *         size_t sent;
+ *     };
+ *
+ *     static ssize_t send_counted(void *sink, const void *buf, size_t len)
+ *     {
+ *         struct counted *c = sink;
+ *         ssize_t n = netx_send(c->fd, buf, len);
+ *         if (n > 0) {
+ *             c->sent += (size_t)n;
+ *         }
+ *         return n;
+ *     }
+ *
+ *     int counted_writer_init(netx_writer *w, struct counted *c)
+ *     {
+ *         c->sent = 0;
+ *         return netx_writer_init_sink(w, c->fd, send_counted, c, 65536);
+ *     }
  */
 NETX_API int netx_writer_init_sink(netx_writer *w, int fd,
                                    ssize_t (*write_to)(void *sink, const void *buf, size_t len),
@@ -844,6 +1381,67 @@ NETX_API int netx_writer_init_sink(netx_writer *w, int fd,
  *   EPIPE, ECONNRESET  the connection is gone (as netx_send()).
  *   ENOMEM      no memory to keep the bytes.
  *   EINVAL      w is NULL, or data is NULL with len > 0.
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *
+ *     // One connection of an event-loop echo server: what the peer sends
+ *     // goes back through the writer. It asks for NETX_WRITABLE only while
+ *     // bytes wait, and reads no more than the writer has room for.
+ *     struct conn {
+ *         int fd;  // non-blocking
+ *         int eof; // the peer has sent all it will
+ *         netx_writer out;
+ *     };
+ *
+ *     int conn_init(struct conn *c, int fd)
+ *     {
+ *         c->fd = fd;
+ *         c->eof = 0;
+ *         return netx_writer_init(&c->out, fd, 64 * 1024);
+ *     }
+ *
+ *     // The poller reported c->fd with these events. -1: end it (it failed,
+ *     // or the peer is done and has every byte back).
+ *     int conn_ready(netx_poller *p, struct conn *c, unsigned events)
+ *     {
+ *         netx_writer *w = &c->out;
+ *         if ((events & NETX_WRITABLE) && netx_writer_flush(w) == -1) {
+ *             return -1;
+ *         }
+ *         size_t room = netx_writer_room(w);
+ *         if ((events & NETX_READABLE) && !c->eof && room > 0) {
+ *             char buf[4096];
+ *             size_t max = room < sizeof buf ? room : sizeof buf;
+ *             ssize_t n = netx_recv(c->fd, buf, max);
+ *             if (n == 0) {
+ *                 c->eof = 1;
+ *             } else if (n == -1 && errno != EAGAIN) {
+ *                 return -1;
+ *             } else if (n > 0 &&
+ *                        netx_writer_send(w, buf, (size_t)n) == -1) {
+ *                 return -1;
+ *             }
+ *         }
+ *         if (c->eof && netx_writer_pending(w) == 0) {
+ *             return -1;
+ *         }
+ *         unsigned want = 0;
+ *         if (!c->eof && netx_writer_room(w) > 0) {
+ *             want |= NETX_READABLE;
+ *         }
+ *         if (netx_writer_pending(w) > 0) {
+ *             want |= NETX_WRITABLE;
+ *         }
+ *         return netx_poller_mod(p, c->fd, want, c);
+ *     }
+ *
+ *     // After netx_poller_del(): drop what is pending, close.
+ *     void conn_end(struct conn *c)
+ *     {
+ *         netx_writer_free(&c->out);
+ *         netx_close(c->fd);
+ *     }
  */
 NETX_API int netx_writer_send(netx_writer *w, const void *data, size_t len);
 
@@ -853,6 +1451,13 @@ NETX_API int netx_writer_send(netx_writer *w, const void *data, size_t len);
  *
  * RETURN VALUE, ERRORS
  *   As netx_writer_send(); EINVAL also when fmt is NULL.
+ *
+ * EXAMPLE
+ *     // Queue a status line built as printf(3) does: "200 1234 bytes\r\n".
+ *     int queue_status(netx_writer *w, int code, size_t len)
+ *     {
+ *         return netx_writer_printf(w, "%d %zu bytes\r\n", code, len);
+ *     }
  */
 NETX_API int netx_writer_printf(netx_writer *w, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
@@ -869,6 +1474,8 @@ NETX_API int netx_writer_printf(netx_writer *w, const char *fmt, ...)
  *   0 (check netx_writer_pending() to see whether all went), or -1 with
  *   errno set: EPIPE, ECONNRESET (the connection is gone), EINVAL (w is
  *   NULL).
+ *
+ * EXAMPLE: see netx_writer_send()
  */
 NETX_API int netx_writer_flush(netx_writer *w);
 
@@ -876,23 +1483,29 @@ NETX_API int netx_writer_flush(netx_writer *w);
  * netx_writer_pending - bytes kept and not yet sent (0 for NULL). While it
  * is above 0, ask the poller for NETX_WRITABLE; when it drops to 0, stop
  * asking.
+ *
+ * EXAMPLE: see netx_writer_send()
  */
 NETX_API size_t netx_writer_pending(const netx_writer *w);
 
 /*
  * netx_writer_room - how many more bytes netx_writer_send() would take:
  * cap minus what is pending (0 for NULL).
+ *
+ * EXAMPLE: see netx_writer_send()
  */
 NETX_API size_t netx_writer_room(const netx_writer *w);
 
 /*
  * netx_writer_free - drop what is pending and free the buffer. The socket
  * is not closed. The writer can be used again, with the same fd and cap.
+ *
+ * EXAMPLE: see netx_writer_send()
  */
 NETX_API void netx_writer_free(netx_writer *w);
 
 /* ------------------------------------------------------------------------
- * Step 5: close the connection
+ * Workflow step 5: close
  * ------------------------------------------------------------------------ */
 
 /*
@@ -904,6 +1517,19 @@ NETX_API void netx_writer_free(netx_writer *w);
  *
  * RETURN VALUE
  *   0, or -1 with errno set (ENOTCONN, EBADF, ENOTSOCK, EINVAL).
+ *
+ * EXAMPLE
+ *     // Send a whole request, then say it is all (the server reads end of
+ *     // stream), and read the reply until the server closes.
+ *     ssize_t request(int fd, const char *req, size_t len, char *reply,
+ *                     size_t cap)
+ *     {
+ *         if (netx_send_all(fd, req, len) == -1 ||
+ *             netx_shutdown(fd, SHUT_WR) == -1) {
+ *             return -1;
+ *         }
+ *         return netx_recv_all(fd, reply, cap); // fewer: it closed
+ *     }
  */
 NETX_API int netx_shutdown(int fd, int how);
 
@@ -944,6 +1570,19 @@ NETX_API int netx_shutdown(int fd, int how);
  *
  * BLOCKING
  *   Up to timeout_ms.
+ *
+ * EXAMPLE
+ *     // The last words to a client, then a close that waits (5 s at most)
+ *     // until the client has them all: a plain close right after a send
+ *     // can lose them.
+ *     int say_goodbye(int fd)
+ *     {
+ *         if (netx_send_all(fd, "bye\n", 4) == -1) {
+ *             netx_close(fd);
+ *             return -1;
+ *         }
+ *         return netx_close_graceful(fd, 5000); // closes fd in any case
+ *     }
  */
 NETX_API int netx_close_graceful(int fd, int timeout_ms);
 
@@ -956,6 +1595,8 @@ NETX_API int netx_close_graceful(int fd, int timeout_ms);
  *
  * RETURN VALUE
  *   0, or -1 with errno set (EBADF; EIO).
+ *
+ * EXAMPLE: see netx_tcp_listen()
  */
 NETX_API int netx_close(int fd);
 
@@ -977,6 +1618,16 @@ NETX_API int netx_close(int fd);
  * RETURN VALUE
  *   0, or -1 with errno set (EINVAL: timeout_ms is negative; EBADF,
  *   ENOTSOCK).
+ *
+ * EXAMPLE
+ *     // A silent server gets 10 seconds per receive, not for ever.
+ *     ssize_t recv_within(int fd, void *buf, size_t cap)
+ *     {
+ *         if (netx_set_timeout(fd, 10000) == -1) {
+ *             return -1;
+ *         }
+ *         return netx_recv(fd, buf, cap); // -1 with ETIMEDOUT after 10 s
+ *     }
  */
 NETX_API int netx_set_timeout(int fd, int timeout_ms);
 
@@ -988,6 +1639,22 @@ NETX_API int netx_set_timeout(int fd, int timeout_ms);
  *
  * RETURN VALUE
  *   0, or -1 with errno set (EBADF).
+ *
+ * EXAMPLE
+ *     // A listener for an event loop: non-blocking, so accept never waits.
+ *     int loop_listener(netx_poller *p, uint16_t port)
+ *     {
+ *         int server = netx_tcp_listen(NULL, port, 0);
+ *         if (server == -1) {
+ *             return -1;
+ *         }
+ *         if (netx_set_nonblocking(server, 1) == -1 ||
+ *             netx_poller_add(p, server, NETX_READABLE, NULL) == -1) {
+ *             netx_close(server);
+ *             return -1;
+ *         }
+ *         return server;
+ *     }
  */
 NETX_API int netx_set_nonblocking(int fd, int on);
 
@@ -998,6 +1665,20 @@ NETX_API int netx_set_nonblocking(int fd, int on);
  * RETURN VALUE
  *   0, or -1 with errno set (EBADF, ENOTSOCK; ENOPROTOOPT on Linux, or
  *   EOPNOTSUPP elsewhere, for a socket that is not TCP).
+ *
+ * EXAMPLE
+ *     // An interactive connection: small writes go out at once, and a
+ *     // peer that vanishes is noticed: after 60 s of silence, 3 probes
+ *     // 20 s apart.
+ *     int tune(int fd)
+ *     {
+ *         if (netx_set_nodelay(fd, 1) == -1 ||
+ *             netx_set_keepalive(fd, 60) == -1) {
+ *             netx_perror("tune");
+ *             return -1;
+ *         }
+ *         return 0;
+ *     }
  */
 NETX_API int netx_set_nodelay(int fd, int on);
 
@@ -1015,11 +1696,13 @@ NETX_API int netx_set_nodelay(int fd, int on);
  *   0, or -1 with errno set (EINVAL: idle_s negative, or more than the
  *   system allows - 32767 on Linux; EBADF, ENOTSOCK). A failure after
  *   SO_KEEPALIVE was turned on leaves it on.
+ *
+ * EXAMPLE: see netx_set_nodelay()
  */
 NETX_API int netx_set_keepalive(int fd, int idle_s);
 
 /* ------------------------------------------------------------------------
- * Step 6: UDP
+ * Guide step 6: UDP
  * ------------------------------------------------------------------------ */
 
 /*
@@ -1035,6 +1718,33 @@ NETX_API int netx_set_keepalive(int fd, int idle_s);
  *
  * ERRORS
  *   Those of netx_resolve(), netx_socket() and netx_bind().
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *
+ *     // A UDP echo server on port 9000: each datagram back to its sender.
+ *     int udp_echo(void)
+ *     {
+ *         int fd = netx_udp_bind(NULL, 9000);
+ *         if (fd == -1) {
+ *             netx_perror("udp");
+ *             return -1;
+ *         }
+ *         for (;;) {
+ *             char buf[1500];
+ *             netx_addr from;
+ *             ssize_t n = netx_recvfrom(fd, buf, sizeof buf, &from);
+ *             if (n == -1 && errno == EMSGSIZE) {
+ *                 continue; // longer than buf: cut, so not echoed
+ *             }
+ *             if (n == -1) {
+ *                 break;
+ *             }
+ *             netx_sendto(fd, buf, (size_t)n, &from); // lost or not: UDP
+ *         }
+ *         netx_close(fd);
+ *         return -1;
+ *     }
  */
 NETX_API int netx_udp_bind(const char *host, uint16_t port);
 
@@ -1053,6 +1763,28 @@ NETX_API int netx_udp_bind(const char *host, uint16_t port);
  * ERRORS
  *   Those of netx_resolve(), netx_socket() and connect(2); EINVAL when host
  *   is NULL or port is 0.
+ *
+ * EXAMPLE
+ *     #include <string.h>
+ *
+ *     // Ask a UDP server once. The question or the answer may be lost, so
+ *     // wait one second at most.
+ *     ssize_t udp_ask(const char *host, uint16_t port, const char *q,
+ *                     char *a, size_t cap)
+ *     {
+ *         int fd = netx_udp_connect(host, port);
+ *         if (fd == -1) {
+ *             return -1;
+ *         }
+ *         ssize_t n = -1;
+ *         if (netx_set_timeout(fd, 1000) == 0 &&
+ *             netx_send(fd, q, strlen(q)) != -1) {
+ *             // ETIMEDOUT: lost; ECONNREFUSED: no server at that port
+ *             n = netx_recv(fd, a, cap);
+ *         }
+ *         netx_close(fd);
+ *         return n;
+ *     }
  */
 NETX_API int netx_udp_connect(const char *host, uint16_t port);
 
@@ -1068,6 +1800,8 @@ NETX_API int netx_udp_connect(const char *host, uint16_t port);
  *   EAFNOSUPPORT, EINVAL  the address does not suit the socket.
  *   EDESTADDRREQ  to is NULL and the socket is not connected.
  *   Those of netx_send().
+ *
+ * EXAMPLE: see netx_udp_bind()
  */
 NETX_API ssize_t netx_sendto(int fd, const void *buf, size_t len, const netx_addr *to);
 
@@ -1086,6 +1820,8 @@ NETX_API ssize_t netx_sendto(int fd, const void *buf, size_t len, const netx_add
  *   EMSGSIZE  the datagram was longer than cap: buf holds its first cap
  *             bytes, from is filled, the rest is gone.
  *   ETIMEDOUT, EAGAIN, ECONNREFUSED and the others of netx_recv().
+ *
+ * EXAMPLE: see netx_udp_bind()
  */
 NETX_API ssize_t netx_recvfrom(int fd, void *buf, size_t cap, netx_addr *from);
 
@@ -1111,6 +1847,8 @@ NETX_API ssize_t netx_recvfrom(int fd, void *buf, size_t cap, netx_addr *from);
  * The BSDs and macOS use poll for now.
  *
  * A poller belongs to one thread at a time, as a netx_reader does.
+ *
+ * EXAMPLE: see netx_poller_new()
  */
 typedef struct netx_poller netx_poller;
 
@@ -1127,6 +1865,8 @@ typedef struct netx_poller netx_poller;
  *
  * An event whose events field is 0 was dropped by netx_poller_del() after
  * the wait returned it: skip it.
+ *
+ * EXAMPLE: see netx_poller_new()
  */
 typedef struct netx_event {
     int fd;          /* the descriptor that is ready; -1 if dropped (see del) */
@@ -1143,6 +1883,43 @@ typedef struct netx_event {
  *   The poller (free it with netx_poller_free()), or NULL with errno set:
  *   EINVAL (NETX_POLLER names a backend this system has not), ENOMEM,
  *   EMFILE (epoll needs a descriptor of its own; close-on-exec).
+ *
+ * EXAMPLE
+ *     // An event loop that greets every client and closes: one thread, any
+ *     // number of clients. server is a non-blocking listener.
+ *     int greet_all(int server)
+ *     {
+ *         netx_poller *p = netx_poller_new();
+ *         if (p == NULL ||
+ *             netx_poller_add(p, server, NETX_READABLE, NULL) == -1) {
+ *             netx_poller_free(p);
+ *             return -1;
+ *         }
+ *         printf("waiting with %s\n", netx_poller_backend(p)); // "epoll"
+ *         netx_event ev[64]; // outside the loop: netx_poller_del() blanks it
+ *         int n;
+ *         do {
+ *             n = netx_poller_wait(p, ev, 64, -1); // -1: a stop signal?
+ *             for (int i = 0; i < n; i++) {
+ *                 if (ev[i].events == 0) {
+ *                     continue; // dropped by netx_poller_del()
+ *                 }
+ *                 if (ev[i].fd == server) {
+ *                     int c = netx_accept_nonblocking(server, NULL);
+ *                     if (c != -1 &&
+ *                         netx_poller_add(p, c, NETX_WRITABLE, NULL) == -1) {
+ *                         netx_close(c);
+ *                     }
+ *                 } else {
+ *                     netx_send(ev[i].fd, "hello\n", 6);
+ *                     netx_poller_del(p, ev[i].fd); // before the close
+ *                     netx_close(ev[i].fd);
+ *                 }
+ *             }
+ *         } while (n != -1);
+ *         netx_poller_free(p); // closes none of the registered descriptors
+ *         return 0;
+ *     }
  */
 NETX_API netx_poller *netx_poller_new(void);
 
@@ -1163,6 +1940,8 @@ NETX_API netx_poller *netx_poller_new(void);
  *   EPERM   (epoll) fd cannot be watched: a regular file, say.
  *   EINVAL  (epoll) fd is the poller's own descriptor.
  *   ENOMEM, ENOSPC (epoll's limit on watched descriptors).
+ *
+ * EXAMPLE: see netx_poller_new()
  */
 NETX_API int netx_poller_add(netx_poller *p, int fd, unsigned events, void *data);
 
@@ -1176,6 +1955,8 @@ NETX_API int netx_poller_add(netx_poller *p, int fd, unsigned events, void *data
  * RETURN VALUE
  *   0, or -1 with errno set: ENOENT (fd is not registered), EINVAL (as for
  *   add), ENOMEM.
+ *
+ * EXAMPLE: see netx_writer_send()
  */
 NETX_API int netx_poller_mod(netx_poller *p, int fd, unsigned events, void *data);
 
@@ -1195,6 +1976,8 @@ NETX_API int netx_poller_mod(netx_poller *p, int fd, unsigned events, void *data
  * RETURN VALUE
  *   0, or -1 with errno set: ENOENT (fd is not registered), EBADF (fd is
  *   negative), EINVAL (p is NULL).
+ *
+ * EXAMPLE: see netx_poller_new()
  */
 NETX_API int netx_poller_del(netx_poller *p, int fd);
 
@@ -1228,18 +2011,24 @@ NETX_API int netx_poller_del(netx_poller *p, int fd);
  *              "poller wait (epoll): stopped by SIGINT".
  *   EINVAL     p or out is NULL, or max is less than 1.
  *   ENOMEM.
+ *
+ * EXAMPLE: see netx_poller_new()
  */
 NETX_API int netx_poller_wait(netx_poller *p, netx_event *out, int max, int timeout_ms);
 
 /*
  * netx_poller_backend - "epoll" or "poll": which backend p uses ("none" for
  * NULL).
+ *
+ * EXAMPLE: see netx_poller_new()
  */
 NETX_API const char *netx_poller_backend(const netx_poller *p);
 
 /*
  * netx_poller_free - free the poller and its descriptor. The descriptors
  * registered in it are not closed: they are yours. NULL is allowed.
+ *
+ * EXAMPLE: see netx_poller_new()
  */
 NETX_API void netx_poller_free(netx_poller *p);
 
@@ -1314,12 +2103,39 @@ NETX_API void netx_poller_free(netx_poller *p);
  * THREAD SAFETY
  *   Safe from any thread; the stop is the process's. The signal may land in
  *   any thread.
+ *
+ * EXAMPLE
+ *     #include <signal.h>
+ *
+ *     // A server that Ctrl-C or kill(1) stops: the netx_accept() waiting
+ *     // then fails with ECANCELED, and the loop ends.
+ *     int serve_until_stopped(int server)
+ *     {
+ *         if (netx_stop_on(SIGINT) == -1 || netx_stop_on(SIGTERM) == -1) {
+ *             return -1;
+ *         }
+ *         for (;;) {
+ *             int client = netx_accept(server, NULL);
+ *             if (client == -1) {
+ *                 break;
+ *             }
+ *             netx_send_all(client, "hello\n", 6);
+ *             netx_close(client);
+ *         }
+ *         if (!netx_stopping()) {
+ *             netx_perror("accept"); // a failure, not a stop
+ *             return -1;
+ *         }
+ *         return 0;
+ *     }
  */
 NETX_API int netx_stop_on(int signo);
 
 /*
  * netx_stopping - 1 once a stop signal (see netx_stop_on()) has arrived,
  * else 0. It stays 1 while the program drains.
+ *
+ * EXAMPLE: see netx_stop_on()
  */
 NETX_API int netx_stopping(void);
 
@@ -1347,6 +2163,22 @@ NETX_API int netx_stopping(void);
  *   ECANCELED  a second stop signal arrived, or the grace period is over:
  *              stop now.
  *   EINVAL     no stop signal has arrived yet.
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *
+ *     // A receive that lets a client finish: a first stop signal cancels
+ *     // the wait, the drain gives 5 s more, and the receive goes on.
+ *     ssize_t recv_draining(int fd, void *buf, size_t cap)
+ *     {
+ *         for (;;) {
+ *             ssize_t n = netx_recv(fd, buf, cap);
+ *             if (n != -1 || errno != ECANCELED ||
+ *                 netx_stop_drain(5000) == -1) {
+ *                 return n;
+ *             }
+ *         }
+ *     }
  */
 NETX_API int netx_stop_drain(int grace_ms);
 
@@ -1359,6 +2191,27 @@ NETX_API int netx_stop_drain(int grace_ms);
  *
  * RETURN VALUE
  *   The descriptor, or -1 with errno EINVAL before netx_stop_on().
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *     #include <poll.h>
+ *
+ *     // Your own poll(2), stoppable: 1 when fd is readable, 0 when a stop
+ *     // signal came, -1 on error (before netx_stop_on() too).
+ *     int wait_readable(int fd)
+ *     {
+ *         struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN},
+ *                                 {.fd = netx_stop_fd(), .events = POLLIN}};
+ *         if (pfd[1].fd == -1) {
+ *             return -1;
+ *         }
+ *         while (poll(pfd, 2, -1) == -1) {
+ *             if (errno != EINTR) { // EINTR: a signal; poll again
+ *                 return -1;
+ *             }
+ *         }
+ *         return pfd[1].revents != 0 ? 0 : 1;
+ *     }
  */
 NETX_API int netx_stop_fd(void);
 
@@ -1379,6 +2232,18 @@ NETX_API int netx_stop_fd(void);
  *
  * RETURN VALUE
  *   0, or -1 with errno set (those of open(2): EMFILE, ENOENT, ...).
+ *
+ * EXAMPLE
+ *     int main(void)
+ *     {
+ *         // First thing: with standard output closed by whoever started
+ *         // us, printf() would write into the first socket we open.
+ *         if (netx_stdio_reserve() == -1) {
+ *             return 1;
+ *         }
+ *         printf("started\n");
+ *         return 0;
+ *     }
  */
 NETX_API int netx_stdio_reserve(void);
 
@@ -1410,6 +2275,26 @@ NETX_API int netx_stdio_reserve(void);
  *
  * THREAD SAFETY
  *   Safe from any thread; lines from different threads never mix.
+ *
+ * EXAMPLE
+ *     // A client refused: a line a second at most, however many are
+ *     // refused (those in between are counted in the next line).
+ *     void refused(const char *client)
+ *     {
+ *         netx_log("refused %s: the server is busy", client);
+ *     }
+ *
+ *     // A backend going down is rare, and each time matters: a line each.
+ *     void backend_down(const char *name)
+ *     {
+ *         netx_log_each("backend %s is DOWN", name);
+ *     }
+ *
+ *     // Before exiting: the lines netx_log() held back.
+ *     void before_exit(void)
+ *     {
+ *         netx_log_flush();
+ *     }
  */
 NETX_API void netx_log(const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
@@ -1423,6 +2308,8 @@ NETX_API void netx_log(const char *fmt, ...)
  * dropped and counted, as for netx_log()). For lines that are rare by
  * nature and must each be seen - a backend going DOWN, then UP - not for
  * anything a client can make happen at will.
+ *
+ * EXAMPLE: see netx_log()
  */
 NETX_API void netx_log_each(const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
@@ -1437,6 +2324,8 @@ NETX_API void netx_log_each(const char *fmt, ...)
  * Call it before the program exits (and now and then in a long quiet
  * spell, if you like): netx_log() itself writes them only when it is
  * called again. Never blocks.
+ *
+ * EXAMPLE: see netx_log()
  */
 NETX_API void netx_log_flush(void);
 
@@ -1455,18 +2344,45 @@ NETX_API void netx_log_flush(void);
  *   The sentence, or "no error" if nothing has failed in this thread. The
  *   string belongs to the thread and stays valid until its next failing
  *   netx call; successful calls do not change it.
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *
+ *     // Connect, or say why in one sentence. -2 tells "nobody listens
+ *     // there" from the other failures (-1) by the errno of the failure,
+ *     // which the calls made since have not changed.
+ *     int connect_or_say(const char *host, uint16_t port)
+ *     {
+ *         int fd = netx_tcp_connect(host, port, 5000);
+ *         if (fd != -1) {
+ *             return fd;
+ *         }
+ *         if (netx_last_gai_error() != 0) {
+ *             // resolve nosuch.invalid: Name or service not known (EAI ...)
+ *             fprintf(stderr, "%s (EAI %d)\n", netx_last_error(),
+ *                     netx_last_gai_error());
+ *             return -1;
+ *         }
+ *         // client: connect to localhost:1 (127.0.0.1): Connection refused
+ *         netx_perror("client");
+ *         return netx_last_errno() == ECONNREFUSED ? -2 : -1;
+ *     }
  */
 NETX_API const char *netx_last_error(void);
 
 /*
  * netx_last_errno - the errno of this thread's last failure (0 if none).
  * Useful when other calls have overwritten errno since.
+ *
+ * EXAMPLE: see netx_last_error()
  */
 NETX_API int netx_last_errno(void);
 
 /*
  * netx_last_gai_error - the resolver's EAI_* code (getaddrinfo(3)) if this
  * thread's last failure was in resolving a name, else 0.
+ *
+ * EXAMPLE: see netx_last_error()
  */
 NETX_API int netx_last_gai_error(void);
 
@@ -1482,6 +2398,27 @@ NETX_API int netx_last_gai_error(void);
  * bytes may never have reached the peer. For netx_recv_all() and
  * netx_read_n() the bytes are in buf (and taken out of the reader): to
  * retry, ask for n - transferred bytes into buf + transferred.
+ *
+ * EXAMPLE
+ *     #include <errno.h>
+ *
+ *     // Send a large buffer, in 3 tries: after a timeout (see
+ *     // netx_set_timeout()), go on from the first byte that did not go.
+ *     int send_patiently(int fd, const char *buf, size_t len)
+ *     {
+ *         for (int tries = 0; tries < 3; tries++) {
+ *             if (netx_send_all(fd, buf, len) == 0) {
+ *                 return 0;
+ *             }
+ *             if (errno != ETIMEDOUT) {
+ *                 return -1;
+ *             }
+ *             size_t sent = netx_last_transferred();
+ *             buf += sent;
+ *             len -= sent;
+ *         }
+ *         return -1;
+ *     }
  */
 NETX_API size_t netx_last_transferred(void);
 
@@ -1489,6 +2426,8 @@ NETX_API size_t netx_last_transferred(void);
  * netx_perror - print "prefix: sentence" and a newline on stderr, the
  * sentence being netx_last_error(). With a NULL or empty prefix, the
  * sentence alone.
+ *
+ * EXAMPLE: see netx_last_error()
  */
 NETX_API void netx_perror(const char *prefix);
 
@@ -1508,6 +2447,21 @@ NETX_API void netx_perror(const char *prefix);
  * environment (read at the library's first traced step). netx_trace(NULL)
  * turns it off. Each line is written whole with one call, so lines from
  * different threads do not mix. The setting is process-wide.
+ *
+ * EXAMPLE
+ *     // Watch one connect step by step on standard error; here, one run
+ *     // of traced_connect("localhost", 1) where localhost is 127.0.0.1:
+ *     //   netx: resolve(localhost) = 127.0.0.1
+ *     //   netx: socket(AF_INET, SOCK_STREAM) = 3
+ *     //   netx: connect(3, 127.0.0.1:1) = -1 (Connection refused)
+ *     //   netx: close(3) = 0
+ *     int traced_connect(const char *host, uint16_t port)
+ *     {
+ *         netx_trace(stderr);
+ *         int fd = netx_tcp_connect(host, port, 5000);
+ *         netx_trace(NULL);
+ *         return fd;
+ *     }
  */
 NETX_API void netx_trace(FILE *out);
 

@@ -1,6 +1,6 @@
 /*
- * io.c - step 4, exchanging data: one send or recv at a time, and the loops
- * that move a whole buffer.
+ * io.c - workflow step 4, exchanging data: one send or recv at a time, and
+ * the loops that move a whole buffer.
  *
  * send(2) and recv(2) are allowed to move fewer bytes than asked, to be
  * interrupted by signals (EINTR), and to raise SIGPIPE when the peer has

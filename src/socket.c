@@ -1,7 +1,8 @@
 /*
- * socket.c - the article's steps one call at a time: create a socket (step
- * 1), bind or connect it (step 2), listen and accept (step 3), close it
- * (step 5); and the socket options a program commonly needs.
+ * socket.c - the article's workflow one call at a time: create a socket
+ * (workflow step 1), bind or connect it (workflow step 2), listen and accept
+ * (workflow step 3), close it (workflow step 5); and the socket options a
+ * program commonly needs.
  *
  * Each function is the system call plus what the call alone gets wrong:
  * close-on-exec, EINTR, SIGPIPE, timeouts that say ETIMEDOUT, and an error

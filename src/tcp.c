@@ -1,6 +1,7 @@
 /*
- * tcp.c - steps 1 to 3 in one call each, done right: a listening socket
- * from a host and a port, and a connected socket from a host and a port.
+ * tcp.c - workflow steps 1 to 3 in one call each, done right: a listening
+ * socket from a host and a port, and a connected socket from a host and a
+ * port.
  *
  * The individual steps live in socket.c; what this file adds is the
  * knowledge of which steps to take in which order, and what to do when a
@@ -79,6 +80,11 @@ int netx__open_bound(const char *host, uint16_t port, int type, int backlog)
     struct netx__record before;
     int saved_errno = errno;
 
+    /* "" is every interface too: it is what a server's "-H ''" on a command
+     * line hands over, and no name resolves to "". */
+    if (host != NULL && host[0] == '\0') {
+        host = NULL;
+    }
     netx__record_save(&before);
     netx__host_port(host, port, where, sizeof where);
     if (host == NULL) {

@@ -1,5 +1,5 @@
 /*
- * tls.c - libnetx_tls: the article's Step 7, TLS on OpenSSL 3, with the
+ * tls.c - libnetx_tls: the article's guide step 7, TLS on OpenSSL 3, with the
  * promises of the rest of libnetx (see netx_tls.h).
  *
  * Three things here are what raw OpenSSL code usually gets wrong:

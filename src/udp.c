@@ -1,5 +1,5 @@
 /*
- * udp.c - step 6: datagrams. "Change SOCK_STREAM to SOCK_DGRAM, and use
+ * udp.c - guide step 6: datagrams. "Change SOCK_STREAM to SOCK_DGRAM, and use
  * sendto()/recvfrom()": there is no listen and no accept, each datagram
  * carries the address it came from, and one arrives whole or not at all.
  */

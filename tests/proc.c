@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -469,6 +470,104 @@ void proc_check_common_bad_usage(struct proc *p, const char *name)
                          "port \"-1\": not a number from 0 to 65535: Invalid argument");
     proc_check_bad_usage(p, name, "-x", NULL, "unknown option -x");
     proc_check_bad_usage(p, name, "-p", NULL, "option -p needs a value");
+}
+
+/* Start name with extra, then "-H" host "-p" "0"; returns the port it
+ * says it listens on, after checking it names want_addr ("[::]" ...). */
+static int start_with_host(struct proc *p, const char *name, const char *const extra[],
+                           const char *host, const char *want_addr)
+{
+    const char *argv[24];
+    int n = 0;
+    argv[n++] = proc_path(name);
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < 19; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n++] = "-H";
+    argv[n++] = host;
+    argv[n++] = "-p";
+    argv[n++] = "0";
+    argv[n] = NULL;
+    assert_int_equal(proc_start(p, argv, NULL, 0), 0);
+    int port = proc_wait_listening(p, 10000);
+    char want[80];
+    snprintf(want, sizeof want, "listening on %s:%d\n", want_addr, port);
+    if (port <= 0 || strstr(p->out_buf, want) == NULL) {
+        fprintf(stderr, "%s -H \"%s\": wanted \"%s\", it said:\n%s%s\n", name, host, want,
+                p->out_buf, p->err_buf);
+        proc_abandon(p);
+        fail();
+    }
+    return port;
+}
+
+/* Reach port on each of hosts (n of them): connect to each, all before
+ * closing any (hello_server serves one client, then stops listening), or
+ * for SOCK_DGRAM, a datagram that must come back. */
+static void reach(struct proc *p, int type, const char *const hosts[], int n, int port)
+{
+    int fds[2] = {-1, -1};
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) {
+        if (type == SOCK_DGRAM) {
+            char buf[8];
+            fds[i] = netx_udp_connect(hosts[i], (uint16_t)port);
+            ok = fds[i] >= 0 && netx_set_timeout(fds[i], 5000) == 0 &&
+                 netx_send(fds[i], "here", 4) == 4 && netx_recv(fds[i], buf, sizeof buf) == 4 &&
+                 memcmp(buf, "here", 4) == 0;
+        } else {
+            fds[i] = netx_tcp_connect(hosts[i], (uint16_t)port, 5000);
+            ok = fds[i] >= 0;
+        }
+        if (!ok) {
+            fprintf(stderr, "reaching %s port %d: %s\n", hosts[i], port, netx_last_error());
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (fds[i] >= 0) {
+            netx_close(fds[i]);
+        }
+    }
+    if (!ok) {
+        proc_abandon(p);
+        fail();
+    }
+}
+
+void proc_check_server_host(struct proc *p, const char *name, const char *const extra[], int type)
+{
+    static const char *const with_port[][2] = {
+        {"127.0.0.1:80", "use -H 127.0.0.1 -p 80"},
+        {"localhost:8080", "use -H localhost -p 8080"},
+        {"[::1]:443", "use -H ::1 -p 443"},
+        {":80", "use -H '' -p 80"},
+    };
+    for (size_t i = 0; i < sizeof with_port / sizeof with_port[0]; i++) {
+        char reason[128];
+        snprintf(reason, sizeof reason, "-H \"%s\" has a port in it: %s", with_port[i][0],
+                 with_port[i][1]);
+        proc_check_bad_usage(p, name, "-H", with_port[i][0], reason);
+    }
+
+    const char *help[] = {proc_path(name), "-h", NULL};
+    assert_int_equal(proc_run(p, help, NULL, 10000), 0);
+    if (strstr(p->out_buf, "  -H HOST ") == NULL ||
+        strstr(p->out_buf, "on (default localhost; '' for every") == NULL) {
+        fprintf(stderr, "%s -h does not say what -H '' means:\n%s", name, p->out_buf);
+        fail();
+    }
+
+    int ipv6 = support_have_ipv6();
+    const char *const hosts[] = {"127.0.0.1", "::1"};
+    int port = start_with_host(p, name, extra, "", ipv6 ? "[::]" : "0.0.0.0");
+    reach(p, type, hosts, ipv6 ? 2 : 1, port);
+    assert_int_equal(proc_stop(p, SIGTERM, 10000), 0);
+
+    if (ipv6) {
+        port = start_with_host(p, name, extra, "::1", "[::1]");
+        reach(p, type, hosts + 1, 1, port);
+        assert_int_equal(proc_stop(p, SIGTERM, 10000), 0);
+    }
 }
 
 void proc_check_echo_client_exact(struct proc *p, const char *port)

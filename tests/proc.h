@@ -123,6 +123,23 @@ void proc_check_bad_usage(struct proc *p, const char *name, const char *a1, cons
 void proc_check_common_bad_usage(struct proc *p, const char *name);
 
 /*
+ * The rules for -H that every server shares, checked on the server name
+ * through p. extra holds the other arguments it needs to start
+ * (NULL-terminated, or NULL); type is SOCK_STREAM, or SOCK_DGRAM for a
+ * server that echoes datagrams (udp_server).
+ *   - A host with a port in it ("127.0.0.1:80", "localhost:8080",
+ *     "[::1]:443", ":80") is a bad command line whose line says to give
+ *     the port with -p (proc_check_bad_usage()).
+ *   - Its -h says what '' means.
+ *   - -H '' listens on every interface: it prints the wildcard address
+ *     ("[::]", or "0.0.0.0" without IPv6), and is reached on 127.0.0.1
+ *     and on ::1. SIGTERM then stops it with status 0.
+ *   - With IPv6, -H ::1 is an address, not a host and a port: it listens
+ *     on [::1].
+ */
+void proc_check_server_host(struct proc *p, const char *name, const char *const extra[], int type);
+
+/*
  * Run our echo_client through p against an echo server on 127.0.0.1:port
  * (text), twice: lines given as arguments (an empty one among them), then
  * lines on its standard input (the last without its newline). Each run

@@ -2,7 +2,7 @@
  * support.c - helpers shared by the test binaries; see support.h.
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* unshare() and CLONE_NEWNS */
+#define _GNU_SOURCE /* unshare(), CLONE_NEWNS, CLONE_NEWNET, struct ifreq */
 #endif
 
 #include "support.h"
@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #ifdef __linux__
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #endif
 
@@ -208,4 +210,65 @@ void support_require_offline_resolver(void)
                         "that does not exist would ask a DNS server beyond loopback\n");
         skip();
     }
+}
+
+#ifdef __linux__
+/* Write text to a file of /proc (a user namespace's maps). */
+static int write_proc(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+#endif
+
+int support_private_network(void)
+{
+#ifndef __linux__
+    errno = ENOSYS;
+    return -1;
+#else
+    if (unshare(CLONE_NEWNET) != 0) {
+        char map[64];
+        unsigned uid = (unsigned)geteuid();
+        unsigned gid = (unsigned)getegid();
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
+            return -1;
+        }
+        /* Only one id maps, our own, to root in the namespace; setgroups
+         * must be denied before an unprivileged gid_map is written. */
+        snprintf(map, sizeof map, "0 %u 1\n", uid);
+        if (write_proc("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
+            return -1;
+        }
+        if (write_proc("/proc/self/uid_map", map) != 0) {
+            return -1;
+        }
+        snprintf(map, sizeof map, "0 %u 1\n", gid);
+        if (write_proc("/proc/self/gid_map", map) != 0) {
+            return -1;
+        }
+    }
+    /* A new namespace's loopback interface is down: bring it up. */
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    int err = errno;
+    close(fd);
+    errno = err;
+    return rc;
+#endif
 }

@@ -77,4 +77,15 @@ void support_require_offline_resolver(void);
 /* 1 if this machine has an IPv6 loopback address (::1). */
 int support_have_ipv6(void);
 
+/*
+ * Move this process into a network namespace of its own, where the only
+ * interface is loopback (brought up here): nothing it or its children send
+ * can leave the machine, and every port is free. Root may make one; anyone
+ * else (and root in a container that forbids it) makes a user namespace
+ * first, in which they are root. For a child process made for the purpose
+ * (fork()), never the test binary itself. Returns 0, or -1 with errno set
+ * (ENOSYS off Linux).
+ */
+int support_private_network(void);
+
 #endif

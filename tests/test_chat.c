@@ -1783,6 +1783,16 @@ static void chat_client_bad_usage_exits_two(void **state)
     check_bad_usage("chat_client", "0", NULL, NULL, "port 0: a client needs the server's port");
 }
 
+/*
+ * -H as every server takes it: "-H HOST:PORT" is refused with a hint to use
+ * -p, '' listens on every interface (IPv4 and IPv6), ::1 is an address.
+ */
+static void chat_server_host_empty_every_interface_port_hint(void **state)
+{
+    (void)state;
+    proc_check_server_host(&helper, "chat_server", NULL, SOCK_STREAM);
+}
+
 static void chat_help_exits_zero(void **state)
 {
     (void)state;
@@ -1828,6 +1838,7 @@ int main(void)
         TEST_CHAT(chat_max_clients_extra_refused),
         TEST_CHAT(chat_server_bad_usage_exits_two),
         TEST_CHAT(chat_client_bad_usage_exits_two),
+        TEST_CHAT(chat_server_host_empty_every_interface_port_hint),
         TEST_CHAT(chat_help_exits_zero),
     };
     return cmocka_run_group_tests_name("chat", tests, NULL, proc_kill_leftovers);

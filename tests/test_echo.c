@@ -802,6 +802,16 @@ static void echo_bad_arguments_exit_two(void **state)
                          "port 0: a client needs the server's port");
 }
 
+/*
+ * -H as every server takes it: "-H HOST:PORT" is refused with a hint to use
+ * -p, '' listens on every interface (IPv4 and IPv6), ::1 is an address.
+ */
+static void echo_server_host_empty_every_interface_port_hint(void **state)
+{
+    (void)state;
+    proc_check_server_host(&client, "echo_server", NULL, SOCK_STREAM);
+}
+
 static void echo_help_exits_zero(void **state)
 {
     (void)state;
@@ -927,6 +937,7 @@ int main(void)
         TEST(echo_server_sigint_with_client_connected_exits_zero),
         TEST(echo_server_sigterm_while_client_not_reading_exits_zero),
         TEST(echo_bad_arguments_exit_two),
+        TEST(echo_server_host_empty_every_interface_port_hint),
         TEST(echo_help_exits_zero),
         TEST(echo_client_refused_exits_one),
         TEST(echo_server_port_in_use_exits_one),

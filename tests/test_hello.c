@@ -1,14 +1,20 @@
 /*
  * test_hello.c - hello_server and hello_client end to end: with each other,
- * with the article's own Python server.py and client.py, their command
- * lines, their failures and their shutdown.
+ * with the article's own Python server.py and client.py (unchanged, from
+ * examples/article/, in a network namespace of their own; and adapted to a
+ * free port, from tests/article/, anywhere), their command lines, their
+ * failures and their shutdown.
  */
 #include "proc.h"
 #include "support.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define WAIT_MS 10000 /* generous: these finish in milliseconds */
 
@@ -75,6 +81,199 @@ static void hello_server_with_article_client_succeeds(void **state)
     assert_string_equal(client.out_buf, "Server says: Hello from server!\n");
     assert_int_equal(proc_finish(&server, WAIT_MS), 0);
     assert_non_null(strstr(server.out_buf, "Client says: Thanks, Server!\n"));
+}
+
+/* ------------------------------------------------------------------------
+ * The article's own server.py and client.py, unchanged
+ *
+ * examples/article/server.py and client.py are guide steps 2 and 3 of the
+ * article byte for byte. They use port 12345 on localhost, and a test may
+ * never assume a fixed port free on the machine that runs it. So each
+ * pairing runs in a child process that moves into a network namespace of
+ * its own (support_private_network()), where loopback is the only
+ * interface and port 12345 is free by construction. hello_server and
+ * hello_client run there with no arguments at all: their defaults must be
+ * the article's localhost:12345. The child sends back what both programs
+ * printed, and the test checks it here.
+ * ------------------------------------------------------------------------ */
+
+#define ARTICLE_TEXT 1024
+
+struct article_run {
+    int no_namespace; /* 1: no namespace could be made, and why says why */
+    char why[256];
+    int server_status, client_status; /* -1: it did not run or end */
+    char server_out[ARTICLE_TEXT], server_err[ARTICLE_TEXT];
+    char client_out[ARTICLE_TEXT], client_err[ARTICLE_TEXT];
+};
+
+/* Keep the first ARTICLE_TEXT - 1 bytes of text in to (more would not be
+ * the exchange the tests expect anyway). */
+static void keep_text(char *to, const char *text)
+{
+    size_t n = strlen(text);
+    if (n > ARTICLE_TEXT - 1) {
+        n = ARTICLE_TEXT - 1;
+    }
+    memcpy(to, text, n);
+    to[n] = '\0';
+}
+
+/* In the child: start the server, wait for its line ready, run the client
+ * to its end, collect the server, write it all to out_fd. Never returns. */
+static void article_child(int out_fd, const char *const sargv[], const char *ready,
+                          const char *const cargv[])
+{
+    static struct article_run r;
+    memset(&r, 0, sizeof r);
+    r.server_status = -1;
+    r.client_status = -1;
+    /* Python holds back what it prints to a pipe until it ends; unbuffered,
+     * server.py's "Waiting for connection..." says it listens, as it does
+     * in a terminal. The programs themselves are untouched. */
+    const char *env[] = {"PYTHONUNBUFFERED=1", NULL};
+    if (support_private_network() != 0) {
+        r.no_namespace = 1;
+        snprintf(r.why, sizeof r.why, "%s", strerror(errno));
+    } else if (proc_start(&server, sargv, env, 0) == 0) {
+        if (proc_wait_output(&server, ready, WAIT_MS) == 0) {
+            r.client_status = proc_run(&client, cargv, NULL, WAIT_MS);
+            keep_text(r.client_out, client.out_buf);
+            keep_text(r.client_err, client.err_buf);
+        }
+        r.server_status = proc_finish(&server, WAIT_MS); /* killed by its PID if need be */
+        keep_text(r.server_out, server.out_buf);
+        keep_text(r.server_err, server.err_buf);
+    }
+    const char *at = (const char *)&r;
+    size_t left = sizeof r;
+    while (left > 0) {
+        ssize_t n = write(out_fd, at, left);
+        if (n < 0 && errno == EINTR) {
+            continue; /* interrupted before it wrote: write again */
+        }
+        if (n <= 0) {
+            break;
+        }
+        at += n;
+        left -= (size_t)n;
+    }
+    _exit(0);
+}
+
+/* Run the pairing in a child in a network of its own, and fill r with what
+ * happened; skips where python3 or a namespace is missing. */
+static void run_article_pairing(struct article_run *r, const char *const sargv[], const char *ready,
+                                const char *const cargv[])
+{
+    proc_skip_without("python3", "the article's own programs cannot be run");
+#ifndef __linux__
+    (void)r;
+    (void)sargv;
+    (void)ready;
+    (void)cargv;
+    fprintf(stderr, "skipped: the article's programs run in a Linux network namespace of "
+                    "their own\n");
+    skip();
+#else
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        article_child(fds[1], sargv, ready, cargv);
+    }
+    close(fds[1]);
+    char *into = (char *)r;
+    size_t got = 0;
+    long long deadline = proc_now_ms() + 3 * WAIT_MS;
+    while (got < sizeof *r) {
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        int ready_n = poll(&pfd, 1, proc_ms_until(deadline));
+        if (ready_n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (ready_n <= 0) {
+            break; /* the deadline passed */
+        }
+        ssize_t n = read(fds[0], into + got, sizeof *r - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    if (got < sizeof *r) {
+        kill(pid, SIGKILL); /* our own child, not yet reaped */
+    }
+    waitpid(pid, NULL, 0);
+    if (got < sizeof *r) {
+        fail_msg("the article's programs did not finish within %d s", 3 * WAIT_MS / 1000);
+    }
+    if (r->no_namespace) {
+        fprintf(stderr,
+                "skipped: no network namespace of its own (%s); the article's programs "
+                "use port 12345, which may be taken on this machine\n",
+                r->why);
+        skip();
+    }
+#endif
+}
+
+/* text is prefix, then a port number, then suffix, and nothing else. */
+static void assert_text_around_port(const char *text, const char *prefix, const char *suffix)
+{
+    size_t plen = strlen(prefix);
+    int ok = strncmp(text, prefix, plen) == 0;
+    size_t digits = ok ? strspn(text + plen, "0123456789") : 0;
+    ok = ok && digits > 0 && digits <= 5 && strcmp(text + plen + digits, suffix) == 0;
+    if (!ok) {
+        fail_msg("got:\n%s\nwanted:\n%sPORT%s", text, prefix, suffix);
+    }
+}
+
+/* The article's server.py, unchanged, and hello_client with no arguments. */
+static void hello_client_with_article_server_py_unchanged_exact_exchange(void **state)
+{
+    (void)state;
+    static struct article_run r;
+    const char *sargv[] = {"python3", "examples/article/server.py", NULL};
+    const char *cargv[] = {proc_path("hello_client"), NULL};
+    run_article_pairing(&r, sargv, "Waiting for connection...\n", cargv);
+
+    assert_int_equal(r.client_status, 0);
+    assert_string_equal(r.client_out, "Server says: Hello from server!\n");
+    assert_string_equal(r.client_err, "");
+    assert_int_equal(r.server_status, 0);
+    /* Python prints the peer as the tuple ('127.0.0.1', PORT). */
+    assert_text_around_port(r.server_out, "Waiting for connection...\nConnected to ('127.0.0.1', ",
+                            ")\nClient says: Thanks, Server!\n");
+    assert_string_equal(r.server_err, "");
+}
+
+/* hello_server with no arguments, and the article's client.py, unchanged. */
+static void hello_server_with_article_client_py_unchanged_exact_exchange(void **state)
+{
+    (void)state;
+    static struct article_run r;
+    const char *sargv[] = {proc_path("hello_server"), NULL};
+    const char *cargv[] = {"python3", "examples/article/client.py", NULL};
+    run_article_pairing(&r, sargv, "Waiting for connection...\n", cargv);
+
+    assert_int_equal(r.client_status, 0);
+    assert_string_equal(r.client_out, "Server says: Hello from server!\n");
+    assert_string_equal(r.client_err, "");
+    assert_int_equal(r.server_status, 0);
+    assert_text_around_port(r.server_out,
+                            "listening on 127.0.0.1:12345\nWaiting for connection...\n"
+                            "Connected to 127.0.0.1:",
+                            "\nClient says: Thanks, Server!\n");
+    assert_string_equal(r.server_err, "");
 }
 
 static void hello_server_sigterm_exits_zero(void **state)
@@ -271,6 +470,16 @@ static void hello_bad_arguments_exit_two(void **state)
     }
 }
 
+/*
+ * -H as every server takes it: "-H HOST:PORT" is refused with a hint to use
+ * -p, '' listens on every interface (IPv4 and IPv6), ::1 is an address.
+ */
+static void hello_server_host_empty_every_interface_port_hint(void **state)
+{
+    (void)state;
+    proc_check_server_host(&client, "hello_server", NULL, SOCK_STREAM);
+}
+
 static void hello_help_exits_zero(void **state)
 {
     (void)state;
@@ -307,6 +516,8 @@ int main(void)
         TEST(hello_pair_exchange_matches_article),
         TEST(hello_client_with_article_server_succeeds),
         TEST(hello_server_with_article_client_succeeds),
+        TEST(hello_client_with_article_server_py_unchanged_exact_exchange),
+        TEST(hello_server_with_article_client_py_unchanged_exact_exchange),
         TEST(hello_server_sigterm_exits_zero),
         TEST(hello_server_sigint_exits_zero),
         TEST(hello_client_refused_exits_one),
@@ -316,6 +527,7 @@ int main(void)
         TEST(hello_client_full_backlog_connect_times_out_exits_one),
         TEST(hello_client_bad_timeout_exits_two),
         TEST(hello_bad_arguments_exit_two),
+        TEST(hello_server_host_empty_every_interface_port_hint),
         TEST(hello_help_exits_zero),
         TEST(hello_trace_shows_each_step),
     };

@@ -21,10 +21,6 @@
  * Each case asserts one behaviour. Those that once found a bug in
  * http_server say what it was, so that it stays found.
  */
-#if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* unshare(), CLONE_NEWNET, struct ifreq: the browser's own network */
-#endif
-
 #include "proc.h"
 #include "support.h"
 
@@ -43,12 +39,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifdef __linux__
-#include <net/if.h>
-#include <sched.h>
-#include <sys/ioctl.h>
-#endif
 
 #define WAIT_MS 10000 /* for a program to start or end: generous, for ASan */
 #define IO_MS   5000  /* the longest one send or recv of a test may block */
@@ -2185,6 +2175,16 @@ static void http_missing_root_exits_one(void **state)
     assert_string_equal(client.out_buf, "");
 }
 
+/*
+ * -H as every server takes it: "-H HOST:PORT" is refused with a hint to use
+ * -p, '' listens on every interface (IPv4 and IPv6), ::1 is an address.
+ */
+static void http_server_host_empty_every_interface_port_hint(void **state)
+{
+    (void)state;
+    proc_check_server_host(&client, "http_server", NULL, SOCK_STREAM);
+}
+
 static void http_bad_flags_exit_two(void **state)
 {
     (void)state;
@@ -2207,66 +2207,6 @@ static void http_bad_flags_exit_two(void **state)
 
 #ifdef __linux__
 
-/* Write text to a file of /proc (a user namespace's maps). */
-static int write_proc(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    ssize_t n = write(fd, text, strlen(text));
-    close(fd);
-    return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-/*
- * Move this process into a network namespace of its own, where the only
- * interface is loopback (brought up here): nothing it or its children send
- * can leave the machine. Root may make one; anyone else (and root in a
- * container that forbids it) makes a user namespace first, in which they
- * are root. 0, or -1 with errno set.
- */
-static int private_network(void)
-{
-    if (unshare(CLONE_NEWNET) != 0) {
-        char map[64];
-        unsigned uid = (unsigned)geteuid();
-        unsigned gid = (unsigned)getegid();
-        if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
-            return -1;
-        }
-        /* Only one id maps, our own, to root in the namespace; setgroups
-         * must be denied before an unprivileged gid_map is written. */
-        snprintf(map, sizeof map, "0 %u 1\n", uid);
-        if (write_proc("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
-            return -1;
-        }
-        if (write_proc("/proc/self/uid_map", map) != 0) {
-            return -1;
-        }
-        snprintf(map, sizeof map, "0 %u 1\n", gid);
-        if (write_proc("/proc/self/gid_map", map) != 0) {
-            return -1;
-        }
-    }
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return -1;
-    }
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-    if (rc == 0) {
-        ifr.ifr_flags |= IFF_UP;
-        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-    }
-    int err = errno;
-    close(fd);
-    errno = err;
-    return rc;
-}
-
 /* Write len bytes of text to base/rel (the browser child's results). */
 static void save(const char *rel, const char *text, size_t len)
 {
@@ -2288,7 +2228,7 @@ enum { BROWSER_RAN = 0, BROWSER_NO_NAMESPACE = 10, BROWSER_NO_SERVER = 11 };
  */
 static void browser_child(void)
 {
-    if (private_network() != 0) {
+    if (support_private_network() != 0) {
         char why[256];
         int n = snprintf(why, sizeof why, "%s", strerror(errno));
         save("browser-why.txt", why, (size_t)n);
@@ -2497,6 +2437,7 @@ int main(void)
         TEST(http_sigterm_idle_keep_alive_closed_at_once),
         TEST(http_second_signal_stops_at_once),
         TEST(http_missing_root_exits_one),
+        TEST(http_server_host_empty_every_interface_port_hint),
         TEST(http_bad_flags_exit_two),
         TEST(http_browser_loads_page_with_assets),
     };

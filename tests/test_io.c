@@ -1,5 +1,5 @@
 /*
- * test_io.c - step 4, exchanging data, over real loopback TCP pairs:
+ * test_io.c - workflow step 4, exchanging data, over real loopback TCP pairs:
  * netx_send/netx_recv, the whole-buffer loops netx_send_all/netx_recv_all,
  * end of stream, resets, timeouts that say ETIMEDOUT, writing to a closed
  * peer without SIGPIPE, non-blocking sockets, receiving 0 bytes, argument

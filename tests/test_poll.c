@@ -961,6 +961,16 @@ static void poll_bad_arguments_exit_two(void **state)
     check_bad_usage("extra", NULL, "\"extra\"");
 }
 
+/*
+ * -H as every server takes it: "-H HOST:PORT" is refused with a hint to use
+ * -p, '' listens on every interface (IPv4 and IPv6), ::1 is an address.
+ */
+static void poll_host_empty_every_interface_port_hint(void **state)
+{
+    (void)state;
+    proc_check_server_host(&client, server_name, NULL, SOCK_STREAM);
+}
+
 static void poll_help_exits_zero(void **state)
 {
     (void)state;
@@ -1015,6 +1025,7 @@ int main(void)
         TEST(poll_sigterm_with_clients_exits_zero),
         TEST(poll_sigint_with_clients_exits_zero),
         TEST(poll_bad_arguments_exit_two),
+        TEST(poll_host_empty_every_interface_port_hint),
         TEST(poll_help_exits_zero),
         TEST(poll_port_in_use_exits_one),
     };

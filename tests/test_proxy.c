@@ -1538,6 +1538,18 @@ static void proxy_unresolvable_backend_exits_one(void **state)
     assert_string_equal(helper.out_buf, "");
 }
 
+/*
+ * -H as every server takes it: "-H HOST:PORT" is refused with a hint to use
+ * -p, '' listens on every interface (IPv4 and IPv6), ::1 is an address.
+ */
+static void proxy_host_empty_every_interface_port_hint(void **state)
+{
+    (void)state;
+    /* A backend where nothing listens: the proxy need not reach it. */
+    const char *const extra[] = {"-b", "127.0.0.1:1", NULL};
+    proc_check_server_host(&helper, "tcp_proxy", extra, SOCK_STREAM);
+}
+
 static void proxy_help_exits_zero(void **state)
 {
     (void)state;
@@ -1570,6 +1582,7 @@ int main(void)
         TEST(proxy_silent_backend_next_after_connect_timeout),
         TEST(proxy_bad_arguments_exit_two),
         TEST(proxy_unresolvable_backend_exits_one),
+        TEST(proxy_host_empty_every_interface_port_hint),
         TEST(proxy_help_exits_zero),
     };
     return cmocka_run_group_tests_name("tcp_proxy", tests, NULL, proc_kill_leftovers);

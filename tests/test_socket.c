@@ -268,33 +268,33 @@ static void socket_steps_by_hand_connect_and_exchange(void **state)
     netx_addr any, where, peer;
     char buf[8];
 
-    /* Step 1 and 2 for the server: a socket, bound to 127.0.0.1, port 0. */
+    /* Workflow steps 1 and 2 for the server: a socket, bound to 127.0.0.1, port 0. */
     assert_int_equal(netx_addr_parse("127.0.0.1:0", &any), 0);
     int lfd = netx_socket(AF_INET, SOCK_STREAM);
     assert_true(lfd >= 0);
     assert_int_equal(netx_bind(lfd, &any), 0);
-    /* Step 3: listen; 0 asks for the system's maximum backlog. */
+    /* Workflow step 3: listen; 0 asks for the system's maximum backlog. */
     assert_int_equal(netx_listen(lfd, 0), 0);
     assert_int_equal(netx_local_addr(lfd, &where), 0);
     assert_true(netx_addr_port(&where) > 0);
 
-    /* Step 2 for the client: a socket, connected to the listener. */
+    /* Workflow step 2 for the client: a socket, connected to the listener. */
     int cfd = netx_socket(AF_INET, SOCK_STREAM);
     assert_true(cfd >= 0);
     assert_int_equal(netx_connect(cfd, &where, SOCK_GUARD_MS), 0);
-    /* Step 3: accept, and the peer address is the client's. */
+    /* Workflow step 3: accept, and the peer address is the client's. */
     int sfd = netx_accept(lfd, &peer);
     assert_true(sfd >= 0);
     assert_int_equal(peer.ss.ss_family, AF_INET);
     assert_int_equal(netx_addr_port(&peer), netx_local_port(cfd));
 
-    /* Step 4: the two ends talk. */
+    /* Workflow step 4: the two ends talk. */
     assert_int_equal(netx_set_timeout(sfd, SOCK_GUARD_MS), 0);
     assert_int_equal(netx_send_all(cfd, "step", 4), 0);
     assert_int_equal(netx_recv_all(sfd, buf, 4), 4);
     assert_memory_equal(buf, "step", 4);
 
-    /* Step 5. */
+    /* Workflow step 5. */
     assert_int_equal(netx_close(cfd), 0);
     assert_int_equal(netx_close(sfd), 0);
     assert_int_equal(netx_close(lfd), 0);

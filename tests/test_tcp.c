@@ -116,16 +116,29 @@ static void tcp_roundtrip_ipv6_succeeds(void **state)
     netx_close(s);
 }
 
-static void tcp_listen_null_host_reachable_on_ipv4_and_ipv6(void **state)
+/*
+ * Listen with host (NULL or ""), which means every interface: the socket is
+ * bound to the wildcard address, and reached on 127.0.0.1 and on ::1.
+ */
+static void check_listen_every_interface(const char *listen_host)
 {
-    (void)state;
     const char *hosts[2] = {"127.0.0.1", "::1"};
     /* Without IPv6 the wildcard listener is IPv4 alone; check what exists. */
     int nhosts = support_have_ipv6() ? 2 : 1;
-    int lfd = netx_tcp_listen(NULL, 0, 0);
-    assert_true(lfd >= 0);
+    int lfd = netx_tcp_listen(listen_host, 0, 0);
+    if (lfd < 0) {
+        fail_msg("listen on \"%s\": %s", listen_host != NULL ? listen_host : "(NULL)",
+                 netx_last_error());
+    }
     int port = netx_local_port(lfd);
     assert_true(port > 0);
+    netx_addr local;
+    char text[NETX_ADDRSTRLEN];
+    char wildcard[NETX_ADDRSTRLEN];
+    assert_int_equal(netx_local_addr(lfd, &local), 0);
+    assert_true(netx_addr_format(&local, text, sizeof text) > 0);
+    snprintf(wildcard, sizeof wildcard, nhosts == 2 ? "[::]:%d" : "0.0.0.0:%d", port);
+    assert_string_equal(text, wildcard);
 
     for (int i = 0; i < nhosts; i++) {
         char want[NETX_ADDRSTRLEN];
@@ -146,6 +159,20 @@ static void tcp_listen_null_host_reachable_on_ipv4_and_ipv6(void **state)
         netx_close(s);
     }
     netx_close(lfd);
+}
+
+static void tcp_listen_null_host_reachable_on_ipv4_and_ipv6(void **state)
+{
+    (void)state;
+    check_listen_every_interface(NULL);
+}
+
+/* "" is what a server's -H '' hands over: every interface, as NULL is, not
+ * a name to resolve. */
+static void tcp_listen_empty_host_reachable_on_ipv4_and_ipv6(void **state)
+{
+    (void)state;
+    check_listen_every_interface("");
 }
 
 static void tcp_listen_port_taken_eaddrinuse(void **state)
@@ -1005,6 +1032,7 @@ int main(void)
         TEST(tcp_connect_refused_names_host_and_address),
         TEST(tcp_roundtrip_ipv6_succeeds),
         TEST(tcp_listen_null_host_reachable_on_ipv4_and_ipv6),
+        TEST(tcp_listen_empty_host_reachable_on_ipv4_and_ipv6),
         TEST(tcp_listen_port_taken_eaddrinuse),
         TEST(tcp_connect_unanswered_etimedout),
         TEST(tcp_connect_unknown_host_enoent),

@@ -1,6 +1,6 @@
 /*
- * test_threaded.c - threaded_server (the article's step 5) end to end: 120
- * clients at once, our echo_client and an outside client against it, the
+ * test_threaded.c - threaded_server (the article's guide step 5) end to end:
+ * 120 clients at once, our echo_client and an outside client against it, the
  * cap on clients and its "server busy" answer, the number of threads it
  * runs, the idle timeout, a client that never reads, clients that
  * misbehave, shutdown on SIGTERM and SIGINT, its command line, and a port
@@ -841,6 +841,16 @@ static void threaded_bad_arguments_exit_two(void **state)
     check_bad_usage("extra", NULL, "\"extra\"");
 }
 
+/*
+ * -H as every server takes it: "-H HOST:PORT" is refused with a hint to use
+ * -p, '' listens on every interface (IPv4 and IPv6), ::1 is an address.
+ */
+static void threaded_server_host_empty_every_interface_port_hint(void **state)
+{
+    (void)state;
+    proc_check_server_host(&client, "threaded_server", NULL, SOCK_STREAM);
+}
+
 static void threaded_help_exits_zero(void **state)
 {
     (void)state;
@@ -885,6 +895,7 @@ int main(void)
         TEST(threaded_sigterm_with_clients_exits_zero),
         TEST(threaded_sigint_with_clients_exits_zero),
         TEST(threaded_bad_arguments_exit_two),
+        TEST(threaded_server_host_empty_every_interface_port_hint),
         TEST(threaded_help_exits_zero),
         TEST(threaded_port_in_use_exits_one),
     };

@@ -1,5 +1,5 @@
 /*
- * test_tls.c - libnetx_tls (netx_tls.h), the article's Step 7, over real
+ * test_tls.c - libnetx_tls (netx_tls.h), the article's guide step 7, over real
  * loopback connections: what the handshake checks (the CA, the name or the
  * IP address, the dates) and the sentences of its failures; what the client
  * sends (SNI for a name, none for an address); data through TLS (an echo,

@@ -1,5 +1,5 @@
 /*
- * test_tls_examples.c - tls_server and tls_client (the article's Step 7,
+ * test_tls_examples.c - tls_server and tls_client (the article's guide step 7,
  * "Secure Your Connection") end to end: with each other; with real TLS
  * peers on either side - openssl s_client and s_server, Python's ssl module
  * as the article uses it; against certificates a client must refuse; with
@@ -655,7 +655,7 @@ static void tls_server_openssl_s_client_echoed(void **state)
 }
 
 /*
- * The article's own Step 7 client, in Python: create_default_context()
+ * The article's own guide step 7 client, in Python: create_default_context()
  * with our CA, wrap_socket() with server_hostname. A line, then 64 pieces
  * holding every byte value, each echoed exactly; unwrap() sends
  * close_notify and waits for the server's.
@@ -791,7 +791,7 @@ static void tls_server_openssl_key_update_echo_goes_on(void **state)
  * ------------------------------------------------------------------------ */
 
 /*
- * The article's own Step 7 server, in Python: a default context for
+ * The article's own guide step 7 server, in Python: a default context for
  * clients, load_cert_chain(), and wrap_socket(server_socket,
  * server_side=True) on the listening socket, as the article does; then an
  * echo. suppress_ragged_eofs=False makes a client that leaves without
@@ -1576,6 +1576,17 @@ static void tls_client_missing_ca_file_exits_one(void **state)
     assert_string_equal(client.out_buf, "");
 }
 
+/*
+ * -H as every server takes it: "-H HOST:PORT" is refused with a hint to use
+ * -p, '' listens on every interface (IPv4 and IPv6), ::1 is an address.
+ */
+static void tls_server_host_empty_every_interface_port_hint(void **state)
+{
+    (void)state;
+    const char *const extra[] = {"-c", SERVER_PEM, "-k", KEY_PEM, NULL};
+    proc_check_server_host(&client, "tls_server", extra, SOCK_STREAM);
+}
+
 static void tls_help_exits_zero(void **state)
 {
     (void)state;
@@ -1624,6 +1635,7 @@ int main(void)
         TEST(tls_client_bad_arguments_exit_two),
         TEST(tls_server_bad_certificate_files_exit_one),
         TEST(tls_client_missing_ca_file_exits_one),
+        TEST(tls_server_host_empty_every_interface_port_hint),
         TEST(tls_help_exits_zero),
     };
     return cmocka_run_group_tests_name("tls_examples", tests, make_certificates,

@@ -1,9 +1,9 @@
 /*
- * test_udp.c - step 6, datagrams, over real loopback sockets: echo through
- * a connected socket and through sendto/recvfrom, IPv6, truncation that is
- * reported (EMSGSIZE) rather than silent, empty datagrams, datagram
- * boundaries, ICMP refusals (ECONNREFUSED), timeouts, argument checks, and
- * "localhost" on both sides.
+ * test_udp.c - guide step 6, datagrams, over real loopback sockets: echo
+ * through a connected socket and through sendto/recvfrom, IPv6, truncation
+ * that is reported (EMSGSIZE) rather than silent, empty datagrams, datagram
+ * boundaries, ICMP refusals (ECONNREFUSED), timeouts, argument checks,
+ * "localhost" on both sides, and "" for every interface.
  */
 #include "support.h"
 
@@ -315,6 +315,29 @@ static void udp_localhost_bind_and_connect_meet(void **state)
     netx_close(server);
 }
 
+/* "" binds every interface, as NULL does: datagrams to 127.0.0.1 and
+ * (with IPv6) to ::1 both arrive, and the answer goes back to each. */
+static void udp_bind_empty_host_every_interface(void **state)
+{
+    (void)state;
+    const char *hosts[2] = {"127.0.0.1", "::1"};
+    int nhosts = support_have_ipv6() ? 2 : 1;
+    char buf[16];
+    netx_addr from;
+    int server = bound("");
+    for (int i = 0; i < nhosts; i++) {
+        int client = connected_to(hosts[i], server);
+        assert_int_equal(netx_send(client, "any", 3), 3);
+        assert_int_equal(netx_recvfrom(server, buf, sizeof buf, &from), 3);
+        assert_memory_equal(buf, "any", 3);
+        assert_int_equal(netx_sendto(server, "all", 3, &from), 3);
+        assert_int_equal(netx_recv(client, buf, sizeof buf), 3);
+        assert_memory_equal(buf, "all", 3);
+        netx_close(client);
+    }
+    netx_close(server);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +348,7 @@ int main(void)
         TEST(udp_datagrams_arrive_whole),          TEST(udp_connected_no_listener_econnrefused),
         TEST(udp_recv_timeout_etimedout),          TEST(udp_connect_null_host_einval),
         TEST(udp_connect_port_0_einval),           TEST(udp_localhost_bind_and_connect_meet),
+        TEST(udp_bind_empty_host_every_interface),
     };
     return cmocka_run_group_tests_name("udp", tests, NULL, NULL);
 }

@@ -501,6 +501,16 @@ static void udp_client_bad_timeout_and_tries_exit_two(void **state)
     proc_check_bad_usage(&client, "udp_client", "-r", NULL, "option -r needs a value");
 }
 
+/*
+ * -H as every server takes it: "-H HOST:PORT" is refused with a hint to use
+ * -p, '' listens on every interface (IPv4 and IPv6), ::1 is an address.
+ */
+static void udp_server_host_empty_every_interface_port_hint(void **state)
+{
+    (void)state;
+    proc_check_server_host(&client, "udp_server", NULL, SOCK_DGRAM);
+}
+
 static void udp_help_exits_zero(void **state)
 {
     (void)state;
@@ -535,6 +545,7 @@ int main(void)
         TEST(udp_server_sigint_exits_zero),
         TEST(udp_bad_arguments_exit_two),
         TEST(udp_client_bad_timeout_and_tries_exit_two),
+        TEST(udp_server_host_empty_every_interface_port_hint),
         TEST(udp_help_exits_zero),
     };
     return cmocka_run_group_tests_name("udp_examples", tests, NULL, proc_kill_leftovers);

@@ -1,5 +1,6 @@
-# client.py - the article's Step 3 client, as printed there, with the port
-# taken from the command line.
+# client.py - the article's guide step 3 client (examples/article/client.py
+# is the article's own, byte for byte) with one change, so that a test can
+# run it on any machine: the port is taken from the command line.
 import socket
 import sys
 

@@ -1,6 +1,8 @@
-# server.py - the article's Step 2 server, as printed there, with two
-# changes for testing: the port comes from the command line (0 = any free
-# port), and the chosen address is printed first, so a test can find it.
+# server.py - the article's guide step 2 server (examples/article/server.py
+# is the article's own, byte for byte) with two changes, so that a test can
+# run it on any machine, with no network of its own: the port comes from the
+# command line (0 = any free port), and the chosen address is printed first,
+# so the test can find it.
 import socket
 import sys
 
