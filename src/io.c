@@ -18,18 +18,27 @@
 #include "compat.h"
 #include "internal.h"
 
-int netx__timeout_errno(int fd, int err)
+/* As netx__timeout_errno(), with fd's file status flags when the caller
+ * has read them already (-1: not yet): one fcntl() per EAGAIN, not two. */
+static int timeout_errno_flags(int fd, int err, int flags)
 {
     /* SO_RCVTIMEO/SO_SNDTIMEO expiry shows up as EAGAIN on a blocking
      * socket. A blocking socket has no other reason to say EAGAIN, so call
      * it what it is. */
     if (err == EAGAIN || err == EWOULDBLOCK) {
-        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0) {
+            flags = fcntl(fd, F_GETFL);
+        }
         if (flags >= 0 && (flags & O_NONBLOCK) == 0) {
             return ETIMEDOUT;
         }
     }
     return err;
+}
+
+int netx__timeout_errno(int fd, int err)
+{
+    return timeout_errno_flags(fd, err, -1);
 }
 
 int netx__socket_timeout_ms(int fd, int name)
@@ -68,8 +77,10 @@ int netx__wait_ready(int fd, short events)
  * the socket and try again. A signal interrupted it (EINTR), or - while a
  * stop is armed - our own MSG_DONTWAIT (dontwait) made a blocking socket say
  * EAGAIN instead of waiting in the kernel, where no stop could reach it.
+ * The file status flags it reads for that go to *flags, for the error's
+ * name later (timeout_errno_flags()).
  */
-static int must_wait(int fd, int err, int dontwait)
+static int must_wait(int fd, int err, int dontwait, int *flags)
 {
     if (err == EINTR) {
         return 1;
@@ -77,22 +88,22 @@ static int must_wait(int fd, int err, int dontwait)
     if (dontwait == 0 || (err != EAGAIN && err != EWOULDBLOCK)) {
         return 0;
     }
-    int flags = fcntl(fd, F_GETFL);
-    return flags >= 0 && (flags & O_NONBLOCK) == 0;
+    *flags = fcntl(fd, F_GETFL);
+    return *flags >= 0 && (*flags & O_NONBLOCK) == 0;
 }
 
 /* The rare paths of a send: failure, or tracing on. Kept out of line so the
  * common path stays short. With report_eagain 0, EAGAIN on a non-blocking
  * socket is traced but not recorded: netx_send_all() waits and goes on, and
  * a call that succeeds must leave the error record alone. */
-static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, size_t len, const netx_addr *to,
-                         int report_eagain)
+static ssize_t sent_slow(FILE *t, int fd, ssize_t n, int err, int flags, size_t len,
+                         const netx_addr *to, int report_eagain)
 {
     char where[NETX_ADDRSTRLEN + 16];
     char text[NETX_ADDRSTRLEN];
 
     if (n < 0) {
-        err = netx__timeout_errno(fd, err);
+        err = timeout_errno_flags(fd, err, flags);
     }
     if (to != NULL && netx_addr_format(to, text, sizeof text) < 0) {
         strcpy(text, "?");
@@ -144,7 +155,8 @@ static ssize_t raw_send(int fd, const void *buf, size_t len, const netx_addr *to
 static ssize_t send_finish(int fd, const void *buf, size_t len, const netx_addr *to, ssize_t n,
                            int dontwait, int saved, int report_eagain)
 {
-    while (n < 0 && must_wait(fd, errno, dontwait)) {
+    int flags = -1;
+    while (n < 0 && must_wait(fd, errno, dontwait, &flags)) {
         /* Wait for room in poll(), with the socket's send timeout as one
          * deadline: after EINTR, calling send() again would restart the
          * timeout from zero, and signals that keep coming would keep us
@@ -160,7 +172,7 @@ static ssize_t send_finish(int fd, const void *buf, size_t len, const netx_addr 
     }
     FILE *t = netx__tracing();
     if (NETX__UNLIKELY(n < 0 || t != NULL)) {
-        return sent_slow(t, fd, n, err, len, to, report_eagain);
+        return sent_slow(t, fd, n, err, flags, len, to, report_eagain);
     }
     return n;
 }
@@ -194,15 +206,15 @@ ssize_t netx__send_once(int fd, const void *buf, size_t len, const netx_addr *to
 }
 
 /* As sent_slow(), for a receive. */
-static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap, netx_addr *from,
-                             int truncated, int report_eagain)
+static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, int flags, size_t cap,
+                             netx_addr *from, int truncated, int report_eagain)
 {
     char where[NETX_ADDRSTRLEN + 16];
     char text[NETX_ADDRSTRLEN];
     char extra[NETX_ADDRSTRLEN + 8] = "";
 
     if (n < 0) {
-        err = netx__timeout_errno(fd, err);
+        err = timeout_errno_flags(fd, err, flags);
     } else if (truncated) {
         err = EMSGSIZE;
     }
@@ -249,7 +261,8 @@ static ssize_t received_slow(FILE *t, int fd, ssize_t n, int err, size_t cap, ne
 static ssize_t recv_finish(int fd, struct msghdr *msg, size_t cap, netx_addr *from, ssize_t n,
                            int dontwait, int saved, int report_eagain)
 {
-    while (n < 0 && must_wait(fd, errno, dontwait)) {
+    int flags = -1;
+    while (n < 0 && must_wait(fd, errno, dontwait, &flags)) {
         /* Wait with one deadline in poll(), as for send above. */
         if (netx__wait_ready(fd, POLLIN) != 0) {
             break;
@@ -270,7 +283,7 @@ static ssize_t recv_finish(int fd, struct msghdr *msg, size_t cap, netx_addr *fr
     int truncated = n >= 0 && (msg->msg_flags & MSG_TRUNC) != 0;
     FILE *t = netx__tracing();
     if (NETX__UNLIKELY(n < 0 || truncated || t != NULL)) {
-        return received_slow(t, fd, n, err, cap, from, truncated, report_eagain);
+        return received_slow(t, fd, n, err, flags, cap, from, truncated, report_eagain);
     }
     return n;
 }
