@@ -597,8 +597,7 @@ static int accept_clients(struct server *s)
             (void)netx_send(fd, full, sizeof full - 1);
             netx_shutdown(fd, SHUT_WR);
             netx_close(fd);
-            netx_log("%s: refused a client: %zu clients already (limit -n)", prog,
-                     s->max_clients);
+            netx_log("%s: refused a client: the room is full (-n %zu)", prog, s->max_clients);
         } else {
             join(s, fd, &peer);
         }
@@ -663,9 +662,9 @@ static int start_drain(struct server *s)
         return 0;
     }
     s->draining = 1;
-    netx_log("%s: stopping: %zu clients get what was said, for up to %lld s "
+    netx_log("%s: stopping: %zu client%s get what was said, for up to %lld s "
              "(signal again to stop now)",
-             prog, s->nclients, s->grace_ms / 1000);
+             prog, s->nclients, s->nclients == 1 ? "" : "s", s->grace_ms / 1000);
     after_batch(s);
     /* Those whose notice went out at once are gone already. If that is
      * everyone, stop now: the loop looks for an empty room only after its

@@ -932,6 +932,8 @@ static int accept_conns(struct server *s)
         }
         if (s->nconns >= s->max_conns) {
             refuse(fd);
+            netx_log("%s: refused a client with 503: at the limit of -n %zu connections", prog,
+                     s->max_conns);
         } else {
             add_conn(s, fd, &peer);
         }

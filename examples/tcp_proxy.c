@@ -710,7 +710,7 @@ static int accept_clients(struct proxy *p)
         netx_set_nodelay(fd, 1);
         if (p->nconns >= p->max_conns) {
             netx_close(fd);
-            netx_log("%s: refused a client: %zu connections already (limit -n)", prog,
+            netx_log("%s: refused a client: at the limit of -n %zu connections", prog,
                      p->max_conns);
         } else {
             add_conn(p, fd, &peer);

@@ -162,7 +162,10 @@ typedef struct netx_addr {
  *   EAGAIN   the resolver failed for now; trying later may work (EAI_AGAIN).
  *   ENOMEM   out of memory (EAI_MEMORY).
  *   EINVAL   out is NULL, max is less than 1, or the resolver refused the
- *            request (EAI_BADFLAGS, EAI_SERVICE, EAI_SOCKTYPE).
+ *            request (EAI_BADFLAGS, EAI_SERVICE, EAI_SOCKTYPE); or host
+ *            has a port in it ("127.0.0.1:80", "[::1]:80"), said at once
+ *            without asking the resolver: "resolve 127.0.0.1:80: a port in
+ *            the host name: give the host and the port apart".
  *   EAFNOSUPPORT  the address family is not supported (EAI_FAMILY).
  *   EIO      any other resolver failure (EAI_FAIL, ...).
  *   Any errno of the system itself when the resolver reports EAI_SYSTEM.

@@ -106,6 +106,22 @@ static int out_of_descriptors(void)
     return err;
 }
 
+/* 1 if host is "HOST:PORT" or "[V6]:PORT": a port where only a host goes
+ * ("127.0.0.1:80" given as a host). An IPv6 address has colons of its own
+ * ("::1", "fe80::1"), so only a single colon, or one right after a
+ * bracketed address, starts a port. */
+static int port_in_host(const char *host)
+{
+    const char *colon = strrchr(host, ':');
+    if (colon == NULL || colon[1] == '\0' || colon[1 + strspn(colon + 1, "0123456789")] != '\0') {
+        return 0;
+    }
+    if (colon > host && colon[-1] == ']') {
+        return host[0] == '[';
+    }
+    return strchr(host, ':') == colon;
+}
+
 int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out, int max)
 {
     char service[8];
@@ -117,6 +133,14 @@ int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
     if (out == NULL || max < 1) {
         return netx__fail(EINVAL, "resolve %s: %s", host != NULL ? host : "(any)",
                           out == NULL ? "out is NULL" : "max is less than 1");
+    }
+    if (host != NULL && port_in_host(host)) {
+        /* Said at once, rather than asked of the resolver - which would
+         * look the whole text up as a name, DNS included, and answer "Name
+         * or service not known". */
+        return netx__fail_because(EINVAL, "a port in the host name: give the host and the port "
+                                          "apart",
+                                  "resolve %s", host);
     }
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;

@@ -145,7 +145,7 @@ static int emit(const char *text, unsigned long more, long long since_ms, long l
     if (more > 0 && used < sizeof line) {
         used += (size_t)snprintf(line + used, sizeof line - used,
                                  " (and %lu more like this in the last %lld s)", more,
-                                 now - since_ms >= 1000 ? (now - since_ms + 999) / 1000 : 1);
+                                 now - since_ms >= 1500 ? (now - since_ms + 500) / 1000 : 1);
     }
     if (dropped > 0 && used < sizeof line) {
         used += (size_t)snprintf(line + used, sizeof line - used,

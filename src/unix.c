@@ -108,7 +108,7 @@ int netx_unix_listen(const char *path, int backlog)
     int saved = errno;
     struct netx__record before;
 
-    if (netx__unix_addr(path, &a, "unix listen") != 0) {
+    if (netx__unix_addr(path, &a, "unix listen on") != 0) {
         return -1;
     }
     netx_addr_format(&a, where, sizeof where);
@@ -147,7 +147,7 @@ int netx_unix_connect(const char *path, int timeout_ms)
     netx_addr a;
     char where[NETX_ADDRSTRLEN];
 
-    if (netx__unix_addr(path, &a, "unix connect") != 0) {
+    if (netx__unix_addr(path, &a, "unix connect to") != 0) {
         return -1;
     }
     netx_addr_format(&a, where, sizeof where);

@@ -524,6 +524,17 @@ static void reach(struct proc *p, int type, const char *const hosts[], int n, in
         }
     }
     for (int i = 0; i < n; i++) {
+        if (fds[i] >= 0 && type == SOCK_STREAM) {
+            /* Leave as a polite client does: our end, then theirs. A close
+             * with the server's greeting unread would reset the connection,
+             * and a server in the middle of its exchange (hello_server)
+             * would fail on it - a race, not what is tested here. */
+            char buf[512];
+            netx_shutdown(fds[i], SHUT_WR);
+            netx_set_timeout(fds[i], 5000);
+            for (int k = 0; k < 64 && netx_recv(fds[i], buf, sizeof buf) > 0; k++) {
+            }
+        }
         if (fds[i] >= 0) {
             netx_close(fds[i]);
         }

@@ -1680,7 +1680,7 @@ static void chat_max_clients_extra_refused(void **state)
     expect(d, "* the room is full; try again later\n");
     expect_end(d);
     peer_close(d);
-    assert_server_said("chat_server: refused a client: 3 clients already (limit -n)\n");
+    assert_server_said("chat_server: refused a client: the room is full (-n 3)\n");
     assert_server_fds(baseline + 3, 5000, "with 3 clients and one refused");
 
     /* Nobody saw it come; when one leaves, a newcomer gets its place. */

@@ -309,6 +309,36 @@ static void error_resolve_unknown_host_sentence_exact(void **state)
     assert_string_equal(netx_last_error(), want);
 }
 
+/* A port written into the host ("127.0.0.1:80") is refused at once, with a
+ * sentence that says what to do - never handed to the resolver, which would
+ * look the whole text up as a name, DNS and all. IPv6 addresses, with
+ * colons of their own, still resolve. */
+static void error_resolve_port_in_host_einval(void **state)
+{
+    (void)state;
+    netx_addr a[4];
+    static const char *const with_port[] = {"127.0.0.1:80", "localhost:8080", "[::1]:443",
+                                            ":80"};
+    for (size_t i = 0; i < sizeof with_port / sizeof with_port[0]; i++) {
+        char want[160];
+        errno = 0;
+        assert_int_equal(netx_resolve(with_port[i], 80, a, 4), -1);
+        assert_int_equal(errno, EINVAL);
+        assert_int_equal(netx_last_gai_error(), 0);
+        snprintf(want, sizeof want,
+                 "resolve %s: a port in the host name: give the host and the port apart",
+                 with_port[i]);
+        assert_string_equal(netx_last_error(), want);
+    }
+    errno = 0;
+    assert_int_equal(netx_tcp_connect("127.0.0.1:1", 1, 1000), -1);
+    assert_int_equal(errno, EINVAL);
+    static const char *const addresses[] = {"::1", "[::1]", "::ffff:127.0.0.1", "127.0.0.1"};
+    for (size_t i = 0; i < sizeof addresses / sizeof addresses[0]; i++) {
+        assert_int_equal(netx_resolve(addresses[i], 80, a, 4), 1);
+    }
+}
+
 /* Sentences quote what the caller passed in ---------------------------------- */
 
 /* Fail unless text holds no control character at all (a newline would let
@@ -444,6 +474,7 @@ int main(void)
         TEST(error_perror_without_prefix_prints_sentence),
         TEST(error_resolve_unknown_host_enoent),
         TEST(error_resolve_unknown_host_sentence_exact),
+        TEST(error_resolve_port_in_host_einval),
         TEST(error_parse_port_control_chars_escaped),
         TEST(error_addr_parse_control_chars_escaped),
         TEST(error_resolve_name_with_newline_escaped),

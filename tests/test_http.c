@@ -1861,6 +1861,11 @@ static void http_cap_extra_client_busy(void **state)
         assert_int_equal(netx_close(held[i].fd), 0);
     }
     stop_server();
+    /* The refusal is in the log, too: a server turning clients away must
+     * say so. */
+    assert_non_null(
+        strstr(server.err_buf, "http_server: refused a client with 503: at the limit of -n 2 "
+                               "connections\n"));
 }
 
 /* The server's CPU time so far (user + system), in clock ticks, from

@@ -1335,7 +1335,7 @@ static void proxy_cap_extra_client_closed_at_once(void **state)
     int extra = connect_client(port);
     assert_closed_within(extra, 1000);
     assert_int_equal(netx_close(extra), 0);
-    expect_line("refused a client: 3 connections already (limit -n)", proc_now_ms(), 1000);
+    expect_line("refused a client: at the limit of -n 3 connections", proc_now_ms(), 1000);
 
     /* One leaves; a newcomer takes its place, and the others are still
      * served. */
