@@ -485,8 +485,8 @@ static void run_with_ipv6_first_hosts(int (*body)(void))
     run_with_hosts(IPV6_FIRST_HOSTS, child_ipv6_first_then_body);
 }
 
-/* DESIGN.md: a localhost listener is reachable from 127.0.0.1 and from
- * localhost, also where ::1 is listed first. */
+/* docs/design.md, section 1: a localhost listener is reachable from
+ * 127.0.0.1 and from localhost, also where ::1 is listed first. */
 static int child_localhost_both_ways(void)
 {
     int lfd = netx_tcp_listen("localhost", 0, 0);

@@ -1,6 +1,6 @@
 /*
  * test_trace.c - trace mode: the one line per step that netx_trace() and
- * NETX_TRACE=1 print, in the format DESIGN.md shows; failures with their
+ * NETX_TRACE=1 print, in the format docs/design.md shows; failures with their
  * strerror text; netx_trace(NULL) turning it off; whole lines from many
  * threads; and errno left as the failing call set it.
  *
