@@ -158,7 +158,10 @@ typedef struct netx_addr {
  *
  * ERRORS
  *   ENOENT   the name does not exist, or has no address (EAI_NONAME,
- *            EAI_NODATA, EAI_ADDRFAMILY).
+ *            EAI_NODATA, EAI_ADDRFAMILY). A name in the domain reserved
+ *            for names that never exist ("no-such-host.invalid", RFC 6761)
+ *            gets EAI_NONAME at once, without asking the resolver - which
+ *            would ask a DNS server.
  *   EAGAIN   the resolver failed for now; trying later may work (EAI_AGAIN).
  *   ENOMEM   out of memory (EAI_MEMORY).
  *   EINVAL   out is NULL, max is less than 1, or the resolver refused the

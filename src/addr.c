@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h> /* strncasecmp */
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -122,6 +123,24 @@ static int port_in_host(const char *host)
     return strchr(host, ':') == colon;
 }
 
+/* 1 if name is in the domain "invalid" ("invalid", "no-such.invalid",
+ * with or without the final dot, in any case). RFC 6761 reserves it for
+ * names that never exist and asks resolver libraries to answer no at once:
+ * asked, the system's resolver would send the question to a DNS server. */
+static int in_invalid_domain(const char *name)
+{
+    static const char tld[] = "invalid";
+    size_t n = sizeof tld - 1;
+    size_t len = strlen(name);
+    if (len > 0 && name[len - 1] == '.') {
+        len--;
+    }
+    if (len < n || strncasecmp(name + len - n, tld, n) != 0) {
+        return 0;
+    }
+    return len == n || name[len - n - 1] == '.';
+}
+
 int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out, int max)
 {
     char service[8];
@@ -152,7 +171,8 @@ int netx__resolve(const char *host, uint16_t port, int socktype, netx_addr *out,
 
     const char *name = host != NULL ? strip_brackets(host, bare, sizeof bare) : NULL;
     int saved = errno; /* the resolver may set errno even when it succeeds */
-    int gai = getaddrinfo(name, service, &hints, &list);
+    int gai = name != NULL && in_invalid_domain(name) ? EAI_NONAME
+                                                      : getaddrinfo(name, service, &hints, &list);
     if (gai != 0) {
         int sys_err = errno;
         int no_fds = gai != EAI_SYSTEM ? out_of_descriptors() : 0;

@@ -14,8 +14,13 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifdef __linux__
+#include <sys/mount.h>
+#endif
 
 /* A loopback port that refuses connections: one that was free a moment
  * ago, found by binding port 0 and closing the listener again. */
@@ -45,6 +50,72 @@ static void fail_with_unknown_host(void)
     netx_addr a;
     support_require_offline_resolver();
     assert_int_equal(netx_resolve("no-such-host.invalid", 80, &a, 1), -1);
+}
+
+/* Lay a hosts file over /etc/hosts (in the private mount namespace main()
+ * made) that lists "localhost" and the names given, all 127.0.0.1; undone
+ * by hosts_unlisting(). 0 on success. */
+static int hosts_listing(const char *names)
+{
+#ifndef __linux__
+    (void)names;
+    errno = ENOSYS;
+    return -1;
+#else
+    char path[] = "/tmp/netx-test-hosts-XXXXXX";
+    char text[256];
+    int len = snprintf(text, sizeof text, "127.0.0.1 localhost %s\n", names);
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t w = write(fd, text, (size_t)len);
+    close(fd);
+    int rc = w == len ? mount(path, "/etc/hosts", "none", MS_BIND, NULL) : -1;
+    unlink(path); /* the mount keeps the file itself */
+    return rc;
+#endif
+}
+
+static void hosts_unlisting(void)
+{
+#ifdef __linux__
+    umount2("/etc/hosts", 0);
+#endif
+}
+
+/* A name in the domain "invalid" (RFC 6761) is refused without asking the
+ * resolver: even with /etc/hosts listing it, the answer is no - and so no
+ * DNS server is ever asked about it. A name that only ends in the letters
+ * "invalid" is looked up as any other. */
+static void error_resolve_invalid_domain_never_asks_resolver(void **state)
+{
+    (void)state;
+    netx_addr a;
+    support_require_offline_resolver();
+    if (hosts_listing("listed.invalid LISTED.INVALID. invalid notinvalid") != 0) {
+        fprintf(stderr, "skipped: cannot lay a hosts file over /etc/hosts: %s\n",
+                strerror(errno));
+        skip();
+    }
+    static const char *const refused[] = {"listed.invalid", "LISTED.INVALID.", "invalid",
+                                          "a.b.Invalid"};
+    int counts[4];
+    int errs[4];
+    int gais[4];
+    for (int i = 0; i < 4; i++) {
+        counts[i] = netx_resolve(refused[i], 80, &a, 1);
+        errs[i] = errno;
+        gais[i] = netx_last_gai_error();
+    }
+    int plain = netx_resolve("notinvalid", 80, &a, 1);
+    hosts_unlisting();
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(counts[i], -1);
+        assert_int_equal(errs[i], ENOENT);
+        assert_int_equal(gais[i], EAI_NONAME);
+    }
+    assert_int_equal(plain, 1); /* from the hosts file */
 }
 
 /* What netx_perror(prefix) writes to stderr, caught in a temporary file
@@ -473,6 +544,7 @@ int main(void)
         TEST(error_perror_prints_prefix_and_sentence),
         TEST(error_perror_without_prefix_prints_sentence),
         TEST(error_resolve_unknown_host_enoent),
+        TEST(error_resolve_invalid_domain_never_asks_resolver),
         TEST(error_resolve_unknown_host_sentence_exact),
         TEST(error_resolve_port_in_host_einval),
         TEST(error_parse_port_control_chars_escaped),
