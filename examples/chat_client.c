@@ -116,6 +116,16 @@ static int one_word(const char *name)
     return len > 0 && len <= 64;
 }
 
+/* 1 if the line typed is the /quit command (as the server reads it: the
+ * line without its end), after which the server closes and says bye. */
+static int is_quit(const char *line, size_t len)
+{
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+        len--;
+    }
+    return len == 5 && memcmp(line, "/quit", 5) == 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *host = "localhost";
@@ -195,6 +205,7 @@ int main(int argc, char **argv)
      * says EPERM), but it is always readable, so we just read it. */
     int stdin_watched = netx_poller_add(poller, 0, NETX_READABLE, NULL) == 0;
     int stdin_done = 0;   /* the end of the input: we ended our side */
+    int quit_typed = 0;   /* we sent /quit: the server's close is expected */
     int status = 0;
     long long give_up = -1; /* after the input ends: how long to wait */
     /* Declared out here, not in the loop: the poller remembers the array of
@@ -212,6 +223,7 @@ int main(int argc, char **argv)
             ssize_t n = netx_read_line(&typed, line, sizeof line);
             if (n > 0) {
                 netx_writer_send(&to_server, line, (size_t)n);
+                quit_typed = quit_typed || is_quit(line, (size_t)n);
             } else if (n == 0) {
                 stdin_done = 1; /* the end of the input */
                 if (stdin_watched) {
@@ -281,7 +293,7 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
         if (server_gone) {
-            if (!stdin_done && status == 0) {
+            if (!stdin_done && !quit_typed && status == 0) {
                 fprintf(stderr, "%s: the server closed the connection\n", prog);
             }
             break;

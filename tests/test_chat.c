@@ -1296,6 +1296,24 @@ static void chat_client_server_stop_told_and_exits(void **state)
                                      "* the server is going away\n");
 }
 
+/* /quit typed, with the input still open: the server says bye and closes,
+ * as asked, and the client exits 0 without calling the close a surprise. */
+static void chat_client_quit_leaves_in_silence(void **state)
+{
+    (void)state;
+    char port[8];
+    proc_port_text(start_server(NULL), port, sizeof port);
+    start_chat_client(&ann, port, "ann");
+    proc_expect(&ann, "chat_client ann", "* you are now ann\n");
+    feed(&ann, "/quit\n");
+    proc_expect(&ann, "chat_client ann", "* bye\n");
+    /* Until it exits, with its input still open: both its streams end. */
+    assert_int_equal(proc_wait_output(&ann, "(never printed)", WAIT_MS), -1);
+    assert_exits(&ann, "chat_client ann", 0);
+    assert_string_equal(ann.err_buf, "");
+    stop_server();
+}
+
 /* ------------------------------------------------------------------------
  * Hostile clients, and the time limits
  * ------------------------------------------------------------------------ */
@@ -1829,6 +1847,7 @@ int main(void)
         TEST_CHAT(chat_nc_clients_talk),
         TEST_CHAT(chat_client_two_talk_and_exit_at_end_of_input),
         TEST_CHAT(chat_client_server_stop_told_and_exits),
+        TEST_CHAT(chat_client_quit_leaves_in_silence),
         TEST_CHAT(chat_hostile_clients_server_recovers),
         TEST_CHAT(chat_idle_timeout_disconnects_silent_client),
         TEST_CHAT(chat_deadline_disconnects_even_chatty_client),
